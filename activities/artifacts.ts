@@ -1,0 +1,463 @@
+/**
+ * Getting a release onto the host without touching anything live: a private staging folder,
+ * pre-flight HEADs, resumable downloads checked against checksums.txt while they stream,
+ * the Sigstore signature when cosign is there, and a tarball extracted with suspicion.
+ */
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Parser, type ReadEntry } from 'tar';
+import { z } from 'zod';
+import type { HostConfig } from '../worker/host-config.js';
+import { VersionSchema, type ArtifactInfo, type SignatureStatus } from '../workflows/types.js';
+import { lstatOrUndefined, ensureRealDir, inside, sha256File } from './fsutil.js';
+import { describeHttpError, httpRequest } from './http.js';
+import { assetNames } from './releases.js';
+import { run, which } from './exec.js';
+import {
+  FailureType,
+  cancellationSignal,
+  heartbeat,
+  lastHeartbeat,
+  refuse,
+  validated,
+  activityContext,
+} from './support.js';
+
+/** The largest gateway executable we accept out of a tarball. */
+export const MAX_EXTRACTED_BYTES = 256 * 1024 * 1024;
+const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder name');
+const PlatformSchema = z.object({ os: z.enum(['linux', 'darwin']), arch: z.enum(['amd64', 'arm64']) }).strict();
+
+export function stagingRoot(config: HostConfig): string {
+  return path.join(config.dataDir, 'staging');
+}
+
+/** The staging folder of a run, refused unless it is a real folder made by us inside the data dir. */
+export async function stagingDir(config: HostConfig, stagingId: string): Promise<string> {
+  const dir = inside(stagingRoot(config), stagingId);
+  const st = await lstatOrUndefined(dir);
+  if (!st || st.isSymbolicLink() || !st.isDirectory()) {
+    throw refuse(FailureType.UnsafePath, `staging folder ${stagingId} is missing or not a real folder`);
+  }
+  return dir;
+}
+
+function downloadUrl(config: HostConfig, version: string, name: string): string {
+  return `${config.releases.downloadBase}/${config.releases.repo}/releases/download/${encodeURIComponent(version)}/${encodeURIComponent(name)}`;
+}
+
+// ------------------------------------------------------------------ staging
+
+const CreateStagingInput = z.object({ runId: z.string().regex(/^[A-Za-z0-9-]{1,64}$/) }).strict();
+
+/** Activity: a new private staging folder (0700) for one run, inside the data directory. */
+export async function createStaging(config: HostConfig, rawInput: unknown): Promise<{ stagingId: string }> {
+  const { runId } = validated(CreateStagingInput, rawInput, 'createStaging');
+  await ensureRealDir(config.dataDir, stagingRoot(config));
+  const dir = await fs.mkdtemp(path.join(stagingRoot(config), `${runId.slice(0, 36)}-`));
+  await fs.chmod(dir, 0o700);
+  return { stagingId: path.basename(dir) };
+}
+
+const RemoveStagingInput = z.object({ stagingId: STAGING_ID }).strict();
+
+/** Activity: removes a run's staging folder and anything it staged beside the binary. Idempotent. */
+export async function removeStaging(config: HostConfig, rawInput: unknown): Promise<void> {
+  const { stagingId } = validated(RemoveStagingInput, rawInput, 'removeStaging');
+  const dir = inside(stagingRoot(config), stagingId);
+  const st = await lstatOrUndefined(dir);
+  if (st?.isSymbolicLink()) await fs.unlink(dir);
+  else if (st) await fs.rm(dir, { recursive: true, force: true });
+  await fs.rm(stagedBinaryPath(config, stagingId), { force: true });
+}
+
+// ------------------------------------------------------------------ pre-flight
+
+const PreflightInput = z
+  .object({ version: VersionSchema, platform: PlatformSchema, names: z.array(z.string().max(256)).min(1).max(8) })
+  .strict();
+
+/** Activity: HEAD every asset the run needs; answers their sizes. Nothing is written. */
+export async function preflight(config: HostConfig, rawInput: unknown): Promise<Array<{ name: string; size: number }>> {
+  const input = validated(PreflightInput, rawInput, 'preflight');
+  const n = assetNames(input.version);
+  const allowed = new Set([
+    n.gateway(input.platform.os, input.platform.arch),
+    n.wheel,
+    n.checksums,
+    n.signature,
+    n.certificate,
+  ]);
+  const out: Array<{ name: string; size: number }> = [];
+  for (const name of input.names) {
+    if (!allowed.has(name)) throw refuse(FailureType.InvalidInput, `refusing asset name ${JSON.stringify(name)}`);
+    const url = downloadUrl(config, input.version, name);
+    let res;
+    try {
+      res = await httpRequest(config, url, {
+        method: 'HEAD',
+        allowedHosts: config.releases.allowedHosts,
+        signal: cancellationSignal(),
+      });
+    } catch (err) {
+      if ((err as { type?: string }).type) throw err;
+      throw new Error(`pre-flight of ${name} failed: ${describeHttpError(err, url)}`);
+    }
+    await res.body.dump();
+    if (res.status === 404)
+      throw refuse(FailureType.NotFound, `pre-flight: ${name} is missing from release ${input.version} (HTTP 404)`);
+    if (res.status !== 200) throw new Error(`pre-flight: ${name} answered HTTP ${res.status}`);
+    const size = Number(res.headers['content-length'] ?? NaN);
+    if (!Number.isFinite(size) || size < 0) throw refuse(FailureType.InvalidInput, `pre-flight: ${name} has no length`);
+    if (size > config.http.maxArtifactBytes) {
+      throw refuse(
+        FailureType.TooLarge,
+        `pre-flight: ${name} is ${size} bytes, over the ${config.http.maxArtifactBytes}-byte cap`,
+      );
+    }
+    out.push({ name, size });
+  }
+  return out;
+}
+
+// ------------------------------------------------------------------ checksums
+
+/** Parses checksums.txt: `<sha256>  <name>` lines, `*` and `./` prefixes accepted, malformed lines skipped. */
+export function parseChecksums(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const raw of text.split(/\r?\n/)) {
+    const m = /^([0-9a-fA-F]{64})\s+\*?(?:\.\/)?([^\s/\\]+)\s*$/.exec(raw.trim());
+    if (!m) continue;
+    const [, digest, name] = m;
+    if (name === '.' || name === '..') continue;
+    if (!out.has(name!)) out.set(name!, digest!.toLowerCase());
+  }
+  return out;
+}
+
+async function expectedDigest(config: HostConfig, dir: string, name: string): Promise<string | undefined> {
+  const file = path.join(dir, 'checksums.txt');
+  const st = await lstatOrUndefined(file);
+  if (!st?.isFile()) {
+    if (config.allowMissingChecksums) return undefined;
+    throw refuse(FailureType.ChecksumsMissing, `refusing ${name}: the release has no checksums.txt`);
+  }
+  const digest = parseChecksums(await fs.readFile(file, 'utf8')).get(name);
+  if (!digest && !config.allowMissingChecksums) {
+    throw refuse(FailureType.ChecksumsMissing, `refusing ${name}: checksums.txt has no line for it`);
+  }
+  return digest;
+}
+
+// ------------------------------------------------------------------ download
+
+const DownloadInput = z
+  .object({
+    version: VersionSchema,
+    stagingId: STAGING_ID,
+    name: z.string().max(256),
+    size: z.number().int().nonnegative(),
+    /** checksums.txt itself (and its signature) is not in checksums.txt. */
+    verify: z.boolean(),
+  })
+  .strict();
+
+export interface DownloadProgressDetails {
+  name: string;
+  offset: number;
+  total: number;
+}
+
+/**
+ * Activity: streams one asset into staging. SHA-256 is computed while it streams; a retried
+ * attempt resumes from the bytes already on disk with a Range request. A body longer than
+ * declared is cut and refused. Answers the digest, checked against checksums.txt.
+ */
+export async function downloadArtifact(config: HostConfig, rawInput: unknown): Promise<ArtifactInfo> {
+  const input = validated(DownloadInput, rawInput, 'downloadArtifact');
+  const dir = await stagingDir(config, input.stagingId);
+  const n = assetNames(input.version);
+  const names = new Set([n.wheel, n.checksums, n.signature, n.certificate]);
+  const isGateway = /^defenseclaw_[0-9.]+_(linux|darwin)_(amd64|arm64)\.tar\.gz$/.test(input.name);
+  if (!names.has(input.name) && !(isGateway && input.name.startsWith(`defenseclaw_${input.version}_`))) {
+    throw refuse(FailureType.InvalidInput, `refusing asset name ${JSON.stringify(input.name)}`);
+  }
+  const total = input.size;
+  if (total > config.http.maxArtifactBytes) throw refuse(FailureType.TooLarge, `${input.name} exceeds the size cap`);
+
+  const final = inside(dir, input.name);
+  const part = `${final}.part`;
+  const expected = input.verify ? await expectedDigest(config, dir, input.name) : undefined;
+
+  // Resume: the bytes already on disk (a previous attempt heartbeated how far it got).
+  const prior = lastHeartbeat<DownloadProgressDetails>();
+  const st = await lstatOrUndefined(part);
+  if (st && (!st.isFile() || st.isSymbolicLink()))
+    throw refuse(FailureType.UnsafePath, `refusing ${part}: not a regular file`);
+  let offset = st && st.size <= total ? st.size : 0;
+  if (st && offset === 0) await fs.rm(part, { force: true });
+  const hash = createHash('sha256');
+  if (offset > 0) {
+    for await (const c of createReadStream(part)) hash.update(c as Buffer);
+    activityContext()?.log.info(`resuming ${input.name} at byte ${offset} of ${total}`, {
+      heartbeatOffset: prior?.offset,
+    });
+  }
+
+  if (offset < total || total === 0) {
+    const url = downloadUrl(config, input.version, input.name);
+    const headers: Record<string, string> = { accept: 'application/octet-stream' };
+    if (offset > 0) headers.range = `bytes=${offset}-`;
+    let res;
+    try {
+      res = await httpRequest(config, url, {
+        headers,
+        allowedHosts: config.releases.allowedHosts,
+        signal: cancellationSignal(),
+      });
+    } catch (err) {
+      if ((err as { type?: string }).type) throw err;
+      throw new Error(`download of ${input.name} failed: ${describeHttpError(err, url)}`);
+    }
+    if (res.status === 404) {
+      await res.body.dump();
+      throw refuse(FailureType.NotFound, `${input.name} is missing from release ${input.version} (HTTP 404)`);
+    }
+    if (offset > 0 && res.status === 200) {
+      // The server ignored the Range: start over.
+      offset = 0;
+      return restartDownload(config, rawInput, part);
+    }
+    if (res.status !== 200 && res.status !== 206) {
+      await res.body.dump();
+      throw new Error(`download of ${input.name} answered HTTP ${res.status}`);
+    }
+    if (res.status === 206 && !new RegExp(`^bytes ${offset}-`).test(res.headers['content-range'] ?? '')) {
+      await res.body.dump();
+      await fs.rm(part, { force: true });
+      throw new Error(`download of ${input.name}: the server answered a different range; starting over`);
+    }
+    const out = createWriteStream(part, { flags: offset > 0 ? 'a' : 'w', mode: 0o600 });
+    let lastBeat = 0;
+    try {
+      await pipeline(
+        res.body,
+        async function* (source: AsyncIterable<Buffer>) {
+          for await (const chunk of source) {
+            offset += chunk.length;
+            if (offset > total) {
+              throw refuse(FailureType.TooLarge, `${input.name} is larger than its declared ${total} bytes; refused`);
+            }
+            hash.update(chunk);
+            const now = Date.now();
+            if (now - lastBeat > 200) {
+              heartbeat({ name: input.name, offset, total } satisfies DownloadProgressDetails);
+              lastBeat = now;
+            }
+            yield chunk;
+          }
+        },
+        out,
+      );
+    } catch (err) {
+      heartbeat({ name: input.name, offset, total } satisfies DownloadProgressDetails);
+      if ((err as { type?: string }).type === FailureType.TooLarge) await fs.rm(part, { force: true });
+      if ((err as { type?: string }).type) throw err;
+      throw new Error(
+        `download of ${input.name} was cut at byte ${offset} of ${total}: ${describeHttpError(err, res.url)}`,
+      );
+    }
+  }
+  if (offset !== total) throw new Error(`download of ${input.name} ended at byte ${offset} of ${total}`);
+  heartbeat({ name: input.name, offset, total } satisfies DownloadProgressDetails);
+
+  const sha256 = hash.digest('hex');
+  if (expected !== undefined && sha256 !== expected) {
+    await fs.rm(part, { force: true });
+    throw refuse(
+      FailureType.ChecksumMismatch,
+      `checksum mismatch for ${input.name}: expected ${expected}, got ${sha256}; nothing was installed`,
+    );
+  }
+  if (expected === undefined && input.verify) {
+    activityContext()?.log.warn(`NOT VERIFIED: ${input.name} has no checksum and the host allows missing checksums`);
+  }
+  await fs.rename(part, final);
+  return { name: input.name, size: total, sha256 };
+}
+
+async function restartDownload(config: HostConfig, rawInput: unknown, part: string): Promise<ArtifactInfo> {
+  await fs.rm(part, { force: true });
+  return downloadArtifact(config, rawInput);
+}
+
+// ------------------------------------------------------------------ signature
+
+const VerifySignatureInput = z.object({ version: VersionSchema, stagingId: STAGING_ID, signed: z.boolean() }).strict();
+
+/**
+ * Activity: verifies checksums.txt with cosign when the release is signed and cosign is
+ * installed. Answers what was verified; an unsigned release or a missing cosign is said plainly.
+ */
+export async function verifySignature(config: HostConfig, rawInput: unknown): Promise<{ signature: SignatureStatus }> {
+  const input = validated(VerifySignatureInput, rawInput, 'verifySignature');
+  if (!input.signed) return { signature: 'unsigned' };
+  const cosign = await which('cosign', config.commandEnv);
+  if (!cosign) {
+    activityContext()?.log.warn('checksums.txt is signed but cosign is not installed: signature NOT verified');
+    return { signature: 'cosign-missing' };
+  }
+  const dir = await stagingDir(config, input.stagingId);
+  const [owner, repo] = config.releases.repo.split('/');
+  const identity = `^https://github\\.com/${owner}/${repo}/\\.github/workflows/.+@refs/tags/v?${input.version.replace(/\./g, '\\.')}$`;
+  const r = await run(
+    cosign,
+    [
+      'verify-blob',
+      '--certificate',
+      path.join(dir, 'checksums.txt.pem'),
+      '--signature',
+      path.join(dir, 'checksums.txt.sig'),
+      '--certificate-identity-regexp',
+      identity,
+      '--certificate-oidc-issuer',
+      'https://token.actions.githubusercontent.com',
+      path.join(dir, 'checksums.txt'),
+    ],
+    { env: config.commandEnv, timeoutMs: 60_000 },
+  );
+  if (r.exitCode !== 0) {
+    throw refuse(
+      FailureType.ChecksumMismatch,
+      `the Sigstore signature of checksums.txt did not verify: ${r.output.slice(-300)}`,
+    );
+  }
+  return { signature: 'verified' };
+}
+
+// ------------------------------------------------------------------ safe extraction
+
+export class UnsafeArchiveError extends Error {
+  override readonly name = 'UnsafeArchiveError';
+}
+
+/** Why an entry is refused, or undefined when it is a plain file or folder inside the archive. */
+export function entryProblem(entry: { path: string; type: string; size?: number }): string | undefined {
+  const p = entry.path;
+  if (p.length > 1024) return 'a name longer than 1024 characters';
+  if (p.includes('\0')) return 'a NUL in a name';
+  if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('\\')) return `an absolute path (${p.slice(0, 80)})`;
+  if (p.split(/[\\/]+/).includes('..')) return `a path with .. (${p.slice(0, 80)})`;
+  if (entry.type === 'SymbolicLink' || entry.type === 'Link') return `a link (${p.slice(0, 80)})`;
+  if (
+    entry.type !== 'File' &&
+    entry.type !== 'OldFile' &&
+    entry.type !== 'ContiguousFile' &&
+    entry.type !== 'Directory'
+  ) {
+    return `an entry of type ${entry.type} (${p.slice(0, 80)})`;
+  }
+  return undefined;
+}
+
+/**
+ * Reads a gateway tarball with tar's parser and writes out only the `defenseclaw` executable.
+ * Refuses absolute paths, `..`, links, special files, repeated names and oversized content;
+ * nothing but `outFile` is ever written.
+ */
+export async function extractGateway(tarball: string, outFile: string, maxBytes = MAX_EXTRACTED_BYTES): Promise<void> {
+  let found = false;
+  let totalBytes = 0;
+  let problem: string | undefined;
+  const writes: Promise<void>[] = [];
+  const parser = new Parser({ strict: true });
+  parser.on('entry', (entry: ReadEntry) => {
+    const why = problem ?? entryProblem({ path: entry.path, type: entry.type, size: entry.size });
+    totalBytes += entry.size ?? 0;
+    if (!problem && why) problem = why;
+    if (!problem && totalBytes > maxBytes) problem = `more than ${maxBytes} bytes of content`;
+    const name = entry.path.replace(/^(\.\/)+/, '');
+    if (!problem && entry.type !== 'Directory' && name === 'defenseclaw') {
+      if (found) problem = 'two entries named defenseclaw';
+      else {
+        found = true;
+        writes.push(pipeline(entry, createWriteStream(outFile, { flags: 'wx', mode: 0o700 })));
+        return;
+      }
+    }
+    entry.resume();
+  });
+  try {
+    await pipeline(createReadStream(tarball), parser);
+    await Promise.all(writes);
+  } catch (err) {
+    await fs.rm(outFile, { force: true });
+    if (problem) throw new UnsafeArchiveError(`unsafe archive: ${problem}`);
+    throw new UnsafeArchiveError(`unreadable archive: ${(err as Error).message}`);
+  }
+  if (problem) {
+    await fs.rm(outFile, { force: true });
+    throw new UnsafeArchiveError(`unsafe archive: ${problem}`);
+  }
+  if (!found) throw new UnsafeArchiveError('the archive has no executable named defenseclaw');
+}
+
+// ------------------------------------------------------------------ stage the new binary
+
+/** Where a run stages the new gateway: beside the target, so the swap is one rename. */
+export function stagedBinaryPath(config: HostConfig, stagingId: string): string {
+  return path.join(config.binDir, `.defenseclaw-gateway.${stagingId}.new`);
+}
+
+const StageGatewayInput = z
+  .object({ version: VersionSchema, stagingId: STAGING_ID, platform: PlatformSchema })
+  .strict();
+
+/**
+ * Activity: extracts the gateway out of the verified tarball, checks that it reports the target
+ * version, signs it on darwin, and stages it beside the live binary (fsynced). Nothing live changes.
+ */
+export async function stageGateway(config: HostConfig, rawInput: unknown): Promise<{ sha256: string }> {
+  const input = validated(StageGatewayInput, rawInput, 'stageGateway');
+  const dir = await stagingDir(config, input.stagingId);
+  const tarball = inside(dir, assetNames(input.version).gateway(input.platform.os, input.platform.arch));
+  const extracted = path.join(dir, 'defenseclaw');
+  await fs.rm(extracted, { force: true });
+  try {
+    await extractGateway(tarball, extracted);
+  } catch (err) {
+    if (err instanceof UnsafeArchiveError)
+      throw refuse(FailureType.UnsafeArchive, `${path.basename(tarball)}: ${err.message}`);
+    throw err;
+  }
+  await fs.chmod(extracted, 0o755);
+  if (input.platform.os === 'darwin') {
+    const r = await run('codesign', ['-f', '-s', '-', extracted], { env: config.commandEnv, timeoutMs: 60_000 });
+    if (r.exitCode !== 0) throw new Error(`codesign failed: ${r.output.slice(-300)}`);
+  }
+  const r = await run(extracted, ['--version'], { env: config.commandEnv, timeoutMs: 30_000 });
+  const reported = /(\d+\.\d+\.\d+)/.exec(r.output)?.[1];
+  if (r.exitCode !== 0 || reported !== input.version) {
+    throw refuse(
+      FailureType.VersionMismatch,
+      `the new gateway reports ${reported ?? 'no version'} (exit ${r.exitCode}), expected ${input.version}`,
+    );
+  }
+  await ensureRealDir(config.homeDir, config.binDir, 0o755).catch(async () =>
+    fs.mkdir(config.binDir, { recursive: true }),
+  );
+  const staged = stagedBinaryPath(config, input.stagingId);
+  await fs.rm(staged, { force: true });
+  await fs.copyFile(extracted, staged, fs.constants.COPYFILE_EXCL);
+  const fh = await fs.open(staged, 'r+');
+  try {
+    await fh.chmod(0o755);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  return { sha256: await sha256File(staged) };
+}

@@ -1,0 +1,75 @@
+/**
+ * createActivities(hostConfig): every side effect of an upgrade, bound to the configuration
+ * this host's worker read at start. Workflows see only these names and their types.
+ */
+import { z } from 'zod';
+import type { HostConfig } from '../worker/host-config.js';
+import { HostNameSchema } from '../workflows/types.js';
+import * as artifacts from './artifacts.js';
+import * as backup from './backup.js';
+import * as gateway from './gateway.js';
+import * as health from './health.js';
+import * as install from './install.js';
+import * as migrations from './migrations.js';
+import { detectPlatform } from './platform.js';
+import * as releases from './releases.js';
+import { FailureType, refuse, validated, withHeartbeat } from './support.js';
+
+export function createActivities(config: HostConfig) {
+  return heartbeatAll({
+    /** Refuses a run addressed to another host (the audit trail must name the right one). */
+    async checkHost(input: unknown): Promise<{ host: string }> {
+      const { host } = validated(z.object({ host: HostNameSchema }).strict(), input, 'checkHost');
+      if (host !== config.host)
+        throw refuse(FailureType.HostMismatch, `this worker serves host ${config.host}, not ${host}`);
+      return { host };
+    },
+    resolveRelease: (input: { version?: string }) => releases.resolveRelease(config, input),
+    readInstalledVersion: () => gateway.readInstalledVersion(config),
+    detectPlatform,
+    createStaging: (input: { runId: string }) => artifacts.createStaging(config, input),
+    preflight: (input: { version: string; platform: { os: string; arch: string }; names: string[] }) =>
+      artifacts.preflight(config, input),
+    downloadArtifact: (input: { version: string; stagingId: string; name: string; size: number; verify: boolean }) =>
+      artifacts.downloadArtifact(config, input),
+    verifySignature: (input: { version: string; stagingId: string; signed: boolean }) =>
+      artifacts.verifySignature(config, input),
+    stageGateway: (input: { version: string; stagingId: string; platform: { os: string; arch: string } }) =>
+      artifacts.stageGateway(config, input),
+    prepareVenv: (input: { version: string; stagingId: string }) => install.prepareVenv(config, input),
+    removeStaging: (input: { stagingId: string }) => artifacts.removeStaging(config, input),
+    discardVenv: (input: { venvId: string }) => install.discardVenv(config, input),
+    createBackup: (input: { backupId: string; fromVersion: string; toVersion?: string }) =>
+      backup.createBackup(config, input),
+    verifyBackup: (input: { backupId: string }) => backup.verifyBackup(config, input),
+    latestBackup: () => backup.latestBackup(config),
+    listBackups: () => backup.listBackups(config),
+    stopGateway: () => gateway.stopGateway(config),
+    installGateway: (input: { stagingId: string; sha256: string }) => install.installGateway(config, input),
+    switchVenv: (input: { venvId: string; backupId: string }) => install.switchVenv(config, input),
+    runMigrations: (input: { fromVersion: string; toVersion: string }) => migrations.runMigrations(config, input),
+    startGateway: (input: { healthTimeoutSeconds: number }) => gateway.startGateway(config, input),
+    restartOpenclaw: () => gateway.restartOpenclaw(config),
+    waitHealthy: (input: { version?: string; timeoutSeconds: number }) => health.waitHealthy(config, input),
+    restoreFiles: (input: { backupId: string }) => backup.restoreFiles(config, input),
+    restoreGateway: (input: { backupId: string }) => backup.restoreGateway(config, input),
+    restoreVenv: (input: { backupId: string; preserveCurrentAs?: string }) => backup.restoreVenv(config, input),
+  });
+}
+
+/** Activities that heartbeat on their own, with details a retried attempt resumes from. */
+const OWN_HEARTBEATS = new Set(['downloadArtifact', 'waitHealthy']);
+
+/**
+ * Every other activity heartbeats every second while it runs, so that a killed worker is noticed
+ * within the heartbeat timeout (seconds) rather than the start-to-close timeout.
+ */
+function heartbeatAll<T extends Record<string, (...args: never[]) => Promise<unknown>>>(activities: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    out[name] = OWN_HEARTBEATS.has(name) ? fn : (...args: never[]) => withHeartbeat(() => fn(...args));
+  }
+  return out as T;
+}
+
+export type Activities = ReturnType<typeof createActivities>;

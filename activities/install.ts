@@ -1,0 +1,146 @@
+/**
+ * Installing: everything slow happens before the stop (a new Python environment built where it
+ * will live, the new binary staged beside the old one); inside the downtime window only renames.
+ *
+ *   ~/.defenseclaw/.venv        -> venvs/<version>-<run>   (a link, switched atomically)
+ *   ~/.local/bin/defenseclaw    -> ~/.defenseclaw/.venv/bin/defenseclaw
+ *
+ * The first upgrade finds `.venv` as a real folder: the switch moves it to
+ * `venvs/original-<backup>` so that a rollback can move it back, byte for byte as it was.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import type { HostConfig } from '../worker/host-config.js';
+import { BackupIdSchema, VersionSchema } from '../workflows/types.js';
+import { stagedBinaryPath, stagingDir } from './artifacts.js';
+import { cliLinkPath, preservedVenvFor, venvPath } from './backup.js';
+import { run, which } from './exec.js';
+import { atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, sha256File } from './fsutil.js';
+import { gatewayBinary } from './gateway.js';
+import { assetNames } from './releases.js';
+import { FailureType, cancellationSignal, refuse, validated } from './support.js';
+
+const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/);
+const VENV_ID = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+-[A-Za-z0-9]{6,12}$/, 'a venv name like 0.4.0-abc123');
+
+export function venvsRoot(config: HostConfig): string {
+  return path.join(config.dataDir, 'venvs');
+}
+
+/** The interpreter the current environment was built from (so the new one matches it). */
+async function baseInterpreter(config: HostConfig): Promise<string> {
+  const python = path.join(venvPath(config), 'bin', 'python');
+  const r = await run(python, ['-c', 'import sys; print(sys._base_executable)'], {
+    env: config.commandEnv,
+    timeoutMs: 30_000,
+  });
+  const base = r.output.split('\n').pop()?.trim();
+  if (r.exitCode === 0 && base && path.isAbsolute(base)) return base;
+  return (await which('python3', config.commandEnv)) ?? 'python3';
+}
+
+async function installedVersion(config: HostConfig, python: string): Promise<string | undefined> {
+  const r = await run(python, ['-c', "import importlib.metadata as m; print(m.version('defenseclaw'))"], {
+    env: config.commandEnv,
+    timeoutMs: 30_000,
+  });
+  return r.exitCode === 0 ? r.output.split('\n').pop()?.trim() : undefined;
+}
+
+const PrepareVenvInput = z.object({ version: VersionSchema, stagingId: STAGING_ID }).strict();
+
+/**
+ * Activity: builds the new Python environment beside the live one and installs the verified
+ * wheel into it (uv when present, else the venv's pip). Nothing live changes.
+ */
+export async function prepareVenv(
+  config: HostConfig,
+  rawInput: unknown,
+): Promise<{ venvId: string; tool: 'uv' | 'pip' }> {
+  const input = validated(PrepareVenvInput, rawInput, 'prepareVenv');
+  const wheel = inside(await stagingDir(config, input.stagingId), assetNames(input.version).wheel);
+  const venvId = `${input.version}-${input.stagingId.replace(/[^A-Za-z0-9]/g, '').slice(-8)}`;
+  await ensureRealDir(config.dataDir, venvsRoot(config), 0o755);
+  const dir = inside(venvsRoot(config), venvId);
+  await fs.rm(dir, { recursive: true, force: true }); // a previous attempt's half-built env
+  const base = await baseInterpreter(config);
+  const uv = await which('uv', config.commandEnv);
+  const python = path.join(dir, 'bin', 'python');
+  const opts = { env: config.commandEnv, timeoutMs: 10 * 60_000, signal: cancellationSignal() };
+  const steps: Array<[string, string[]]> = uv
+    ? [
+        [uv, ['venv', '--quiet', '--python', base, dir]],
+        [uv, ['pip', 'install', '--quiet', '--python', python, '--reinstall', wheel]],
+      ]
+    : [
+        [base, ['-m', 'venv', dir]],
+        [python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--force-reinstall', wheel]],
+      ];
+  for (const [file, args] of steps) {
+    const r = await run(file, args, opts);
+    if (r.exitCode !== 0) {
+      throw new Error(
+        `${path.basename(file)} ${args[0]} failed (exit ${r.exitCode}): ${r.output.split('\n').slice(-3).join(' ').slice(0, 400)}`,
+      );
+    }
+  }
+  const got = await installedVersion(config, python);
+  if (got !== input.version) {
+    throw refuse(
+      FailureType.VersionMismatch,
+      `the new environment has defenseclaw ${got ?? 'missing'}, expected ${input.version}`,
+    );
+  }
+  return { venvId, tool: uv ? 'uv' : 'pip' };
+}
+
+const InstallGatewayInput = z.object({ stagingId: STAGING_ID, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
+
+/** Activity (downtime): the staged binary takes the live one's place with one atomic rename. */
+export async function installGateway(config: HostConfig, rawInput: unknown): Promise<void> {
+  const input = validated(InstallGatewayInput, rawInput, 'installGateway');
+  const target = gatewayBinary(config);
+  const staged = stagedBinaryPath(config, input.stagingId);
+  const st = await lstatOrUndefined(staged);
+  if (!st) {
+    // Already renamed by an attempt whose completion was lost: done if the target is ours.
+    if ((await lstatOrUndefined(target)) && (await sha256File(target)) === input.sha256) return;
+    throw refuse(FailureType.NotFound, 'the staged gateway binary is gone');
+  }
+  if (!st.isFile() || st.isSymbolicLink())
+    throw refuse(FailureType.UnsafePath, 'the staged gateway binary is not a regular file');
+  if ((await sha256File(staged)) !== input.sha256)
+    throw refuse(FailureType.ChecksumMismatch, 'the staged gateway binary changed since it was verified');
+  await fs.rename(staged, target);
+  await fsyncDir(config.binDir);
+}
+
+const SwitchVenvInput = z.object({ venvId: VENV_ID, backupId: BackupIdSchema }).strict();
+
+/** Activity (downtime): `.venv` becomes a link to the new environment; the CLI link is refreshed. */
+export async function switchVenv(config: HostConfig, rawInput: unknown): Promise<void> {
+  const input = validated(SwitchVenvInput, rawInput, 'switchVenv');
+  const target = inside(venvsRoot(config), input.venvId);
+  const tst = await lstatOrUndefined(target);
+  if (!tst?.isDirectory() || tst.isSymbolicLink())
+    throw refuse(FailureType.NotFound, `the prepared environment ${input.venvId} is gone`);
+  const venv = venvPath(config);
+  const st = await lstatOrUndefined(venv);
+  if (st?.isDirectory() && !st.isSymbolicLink()) {
+    const preserved = inside(config.dataDir, preservedVenvFor(input.backupId));
+    if (await lstatOrUndefined(preserved)) throw refuse(FailureType.UnsafePath, `${preserved} already exists`);
+    await fs.rename(venv, preserved);
+  }
+  await atomicSymlink(path.relative(config.dataDir, target), venv);
+  await atomicSymlink(path.join(venv, 'bin', 'defenseclaw'), cliLinkPath(config));
+}
+
+/** Activity: removes a prepared environment that never went live (after a cancel or a failure before the switch). */
+export async function discardVenv(config: HostConfig, rawInput: unknown): Promise<void> {
+  const { venvId } = validated(z.object({ venvId: VENV_ID }).strict(), rawInput, 'discardVenv');
+  const dir = inside(venvsRoot(config), venvId);
+  const live = await fs.readlink(venvPath(config)).catch(() => '');
+  if (path.resolve(config.dataDir, live) === dir) return;
+  await fs.rm(dir, { recursive: true, force: true });
+}

@@ -1,0 +1,170 @@
+/**
+ * defenseclaw-upgrade: the command tree. Each command lives in commands/<name>.ts; this file only
+ * declares flags and maps errors to one line and an exit code (0 ok, 1 failure, 2 usage).
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { runWorkerForeground } from '../worker/worker.js';
+import { ON_FAILURE } from '../workflows/types.js';
+import { agentStart, agentStatusCommand, agentStop } from './commands/agent.js';
+import { backupsCommand } from './commands/backups.js';
+import { cancelCommand } from './commands/cancel.js';
+import { historyCommand } from './commands/history.js';
+import { rollbackCommand } from './commands/rollback.js';
+import { showCommand } from './commands/show.js';
+import { statusCommand } from './commands/status.js';
+import { upgradeCommand } from './commands/upgrade.js';
+import { exitCodeOf, oneLine } from './errors.js';
+
+export const TOOL_VERSION = '0.1.0';
+
+/** Hides any credential of this process's environment from a message. */
+function scrubbed(text: string): string {
+  let out = text;
+  for (const k of ['GITHUB_TOKEN', 'GH_TOKEN', 'TEMPORAL_API_KEY']) {
+    const v = process.env[k];
+    if (v && v.length >= 4) out = out.split(v).join('[redacted]');
+  }
+  return out;
+}
+
+function action<A extends unknown[]>(fn: (...args: A) => Promise<number>) {
+  return async (...args: A) => {
+    try {
+      process.exitCode = await fn(...args);
+    } catch (err) {
+      process.stderr.write(`defenseclaw-upgrade: ${scrubbed(oneLine(err))}\n`);
+      process.exitCode = exitCodeOf(err);
+    }
+  };
+}
+
+function targetOptions(cmd: Command): Command {
+  return cmd
+    .option('--host <name>', 'the host to act on (its worker must poll its task queue); default: this host')
+    .option('--task-queue <queue>', 'override the task queue (default defenseclaw-upgrade@<host>)')
+    .option('--json', 'machine-readable output');
+}
+
+function sourceOptions(cmd: Command): Command {
+  return cmd
+    .option(
+      '--releases-url <url>',
+      'release API base for the local agent (env DEFENSECLAW_RELEASES_URL; default https://api.github.com)',
+    )
+    .option('--repo <owner/name>', 'release repository for the local agent (env DEFENSECLAW_REPO)');
+}
+
+export function buildProgram(): Command {
+  const program = new Command('defenseclaw-upgrade')
+    .description('Durable, auditable upgrades of the DefenseClaw gateway, as Temporal workflows.')
+    .version(TOOL_VERSION, '--tool-version', 'print the version of defenseclaw-upgrade')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  const upgrade = program
+    .command('upgrade', { isDefault: true })
+    .description(
+      'upgrade this host (the default command): resolve, download, verify, back up, swap, migrate, restart, check health',
+    )
+    .option('-y, --yes', 'skip the confirmation prompt')
+    .option('--version <X.Y.Z>', 'target release (default: the latest from the releases API)')
+    .option('--health-timeout <seconds>', 'seconds to wait for gateway health after the restart', '60')
+    .addOption(
+      new Option('--on-failure <policy>', 'after a failure past the stop').choices([...ON_FAILURE]).default('rollback'),
+    );
+  sourceOptions(targetOptions(upgrade)).action(action((flags) => upgradeCommand(flags)));
+
+  targetOptions(
+    program.command('status').description("attach to this host's running upgrade or show how the last one ended"),
+  ).action(action((flags) => statusCommand(flags)));
+  targetOptions(
+    program
+      .command('cancel')
+      .description('cancel the running upgrade (compensating if the gateway was already stopped)'),
+  ).action(action((flags) => cancelCommand(flags)));
+  targetOptions(
+    program
+      .command('rollback')
+      .description('restore this host to a backup (the latest by default)')
+      .option('--backup <folder>', 'a backup folder name or path inside $DEFENSECLAW_HOME/backups')
+      .option('-y, --yes', 'skip the confirmation prompt')
+      .option('--health-timeout <seconds>', 'seconds to wait for gateway health', '60'),
+  ).action(action((flags) => rollbackCommand(flags)));
+  targetOptions(program.command('backups').description("list this host's backups with version, date and size")).action(
+    action((flags) => backupsCommand(flags)),
+  );
+  program
+    .command('history')
+    .description('past upgrades and rollbacks from Temporal visibility')
+    .option('--host <name>', 'only this host')
+    .option('--version <X.Y.Z>', 'only upgrades to or from this version')
+    .option('--failed', 'only runs that did not succeed')
+    .option('--limit <n>', 'at most this many', '50')
+    .option('--json', 'machine-readable output')
+    .action(action((flags) => historyCommand(flags)));
+  program
+    .command('show <workflow-id>')
+    .description("one run's steps with times, attempts and errors, from its history")
+    .option('--run-id <id>', 'a specific run (default: the latest)')
+    .option('--json', 'machine-readable output')
+    .action(action((id: string, flags) => showCommand(id, flags)));
+
+  const agent = program
+    .command('agent')
+    .description('the local agent: embedded Temporal dev server + this host worker, in the background');
+  sourceOptions(
+    agent
+      .command('start')
+      .description('start the agent (no-op when it runs)')
+      .option('--temporal-port <port>', 'dev server gRPC port (default 7233 when free)')
+      .option('--ui-port <port>', 'dev server UI port (default 8233 when free)')
+      .option('--json', 'machine-readable output'),
+  ).action(action((flags) => agentStart(flags)));
+  agent
+    .command('stop')
+    .description('stop the agent')
+    .option('--json', 'machine-readable output')
+    .action(action((flags) => agentStop(flags)));
+  agent
+    .command('status')
+    .description('is the agent running, and where')
+    .option('--json', 'machine-readable output')
+    .action(action((flags) => agentStatusCommand(flags)));
+
+  sourceOptions(
+    program
+      .command('worker')
+      .description("run this host's worker in the foreground for a remote cluster (TEMPORAL_ADDRESS, TLS / API key)")
+      .option('--host <name>', 'this host name (default: the machine name)')
+      .option('--task-queue <queue>', 'override the task queue'),
+  ).action(
+    action(async (flags: { host?: string; taskQueue?: string; releasesUrl?: string; repo?: string }) => {
+      await runWorkerForeground({
+        hostOverrides: {
+          host: flags.host,
+          taskQueue: flags.taskQueue,
+          releasesUrl: flags.releasesUrl,
+          repo: flags.repo,
+        },
+        onReady: (i) =>
+          process.stderr.write(
+            `worker for host ${i.host} polling ${i.taskQueue} on ${i.address} (namespace ${i.namespace})\n`,
+          ),
+      });
+      return 0;
+    }),
+  );
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+    process.stderr.write(`defenseclaw-upgrade: ${scrubbed(oneLine(err))}\n`);
+    return exitCodeOf(err);
+  }
+  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+}

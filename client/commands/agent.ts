@@ -1,0 +1,55 @@
+/** `agent start|stop|status`: the local agent (embedded Temporal dev server + this host's worker). */
+import { agentStatus, ensureAgent, stopAgent } from '../../worker/agent.js';
+import { loadHostConfig } from '../../worker/host-config.js';
+import { color } from '../render/format.js';
+
+export async function agentStart(flags: {
+  releasesUrl?: string;
+  repo?: string;
+  temporalPort?: string;
+  uiPort?: string;
+  json?: boolean;
+}): Promise<number> {
+  const info = await ensureAgent({
+    hostOverrides: {
+      ...(flags.releasesUrl ? { releasesUrl: flags.releasesUrl } : {}),
+      ...(flags.repo ? { repo: flags.repo } : {}),
+    },
+    temporalPort: flags.temporalPort ? Number(flags.temporalPort) : undefined,
+    uiPort: flags.uiPort ? Number(flags.uiPort) : undefined,
+    log: flags.json ? undefined : (line) => process.stderr.write(`${line}\n`),
+  });
+  if (flags.json) process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
+  else {
+    process.stdout.write(
+      `${color.green('agent running')} (pid ${info.pid}${info.reused ? ', already running' : ''})\n` +
+        `  Temporal:    ${info.address} (namespace ${info.namespace})\n  Temporal UI: ${info.uiUrl ?? 'off'}\n` +
+        `  worker:      host ${info.host} on task queue ${info.taskQueue}\n  log:         ${info.logFile ?? ''}\n`,
+    );
+  }
+  return 0;
+}
+
+export async function agentStop(flags: { json?: boolean }): Promise<number> {
+  const r = await stopAgent(loadHostConfig().dataDir);
+  if (flags.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+  else
+    process.stdout.write(
+      r.stopped ? `agent stopped (pid ${r.pid}${r.forced ? ', killed' : ''})\n` : 'no agent was running\n',
+    );
+  return 0;
+}
+
+export async function agentStatusCommand(flags: { json?: boolean }): Promise<number> {
+  const s = await agentStatus(loadHostConfig().dataDir);
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
+  } else if (s.running && s.info) {
+    process.stdout.write(
+      `${color.green('running')} pid ${s.info.pid}, Temporal ${s.info.address}, UI ${s.info.uiUrl ?? 'off'}, host ${s.info.host} on ${s.info.taskQueue}\n`,
+    );
+  } else {
+    process.stdout.write(`${color.yellow('not running')}${s.alive ? ' (process alive but not answering)' : ''}\n`);
+  }
+  return s.running ? 0 : 3;
+}

@@ -1,0 +1,104 @@
+/**
+ * `rollback [--backup <folder>] [--yes]`: restores the host to a backup (the latest by default)
+ * as its own workflow. `--backup` takes a folder name or a path, which must be a real folder
+ * directly inside $DEFENSECLAW_HOME/backups (the host's worker checks it again).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import { loadHostConfig } from '../../worker/host-config.js';
+import type { rollbackHost } from '../../workflows/rollback.js';
+import {
+  BackupIdSchema,
+  LIMITS,
+  SEARCH_ATTRIBUTES,
+  WORKFLOW_ROLLBACK,
+  hostWorkflowId,
+  type RollbackInput,
+} from '../../workflows/types.js';
+import { connectTarget } from '../connect.js';
+import { UsageError } from '../errors.js';
+import {
+  flag,
+  followAndReport,
+  interactiveTerminal,
+  refuseOtherKind,
+  requestedBy,
+  runningRun,
+  seconds,
+  type CommonFlags,
+} from './shared.js';
+
+export interface RollbackFlags extends CommonFlags {
+  backup?: string;
+  yes?: boolean;
+  healthTimeout?: string;
+}
+
+/** A backup given as a name or a path, reduced to its name after checking where it is. */
+export function backupIdFromFlag(value: string, backupsRoot: string): string {
+  if (!value.includes('/') && !value.includes(path.sep)) return flag(BackupIdSchema, value, '--backup');
+  const resolved = path.resolve(value);
+  if (path.dirname(resolved) !== path.resolve(backupsRoot)) {
+    throw new UsageError(`--backup must be a folder inside ${backupsRoot}, got ${JSON.stringify(value)}`);
+  }
+  const st = fs.lstatSync(resolved, { throwIfNoEntry: false });
+  if (!st || st.isSymbolicLink() || !st.isDirectory()) {
+    throw new UsageError(`--backup ${JSON.stringify(value)} is not a real folder (missing, a file or a symlink)`);
+  }
+  return flag(BackupIdSchema, path.basename(resolved), '--backup');
+}
+
+export async function rollbackCommand(flags: RollbackFlags): Promise<number> {
+  const backupId =
+    flags.backup === undefined
+      ? undefined
+      : backupIdFromFlag(flags.backup, path.join(loadHostConfig().dataDir, 'backups'));
+  const healthTimeoutSeconds = seconds(flags.healthTimeout, '--health-timeout') ?? LIMITS.healthTimeoutSeconds.default;
+  if (
+    healthTimeoutSeconds < LIMITS.healthTimeoutSeconds.min ||
+    healthTimeoutSeconds > LIMITS.healthTimeoutSeconds.max
+  ) {
+    throw new UsageError(
+      `--health-timeout must be from ${LIMITS.healthTimeoutSeconds.min} to ${LIMITS.healthTimeoutSeconds.max} seconds`,
+    );
+  }
+  if (!flags.yes && (!interactiveTerminal() || flags.json)) {
+    throw new UsageError('confirming the rollback needs a terminal; pass --yes to roll back without asking');
+  }
+  const target = await connectTarget(flags);
+  try {
+    const workflowId = hostWorkflowId(target.host);
+    const running = await runningRun(target, workflowId);
+    let handle;
+    if (running) {
+      refuseOtherKind(running, WORKFLOW_ROLLBACK, target.host);
+      handle = target.client.workflow.getHandle(workflowId, running.runId);
+    } else {
+      const input: RollbackInput = {
+        host: target.host,
+        backupId,
+        healthTimeoutSeconds,
+        requireConfirmation: !flags.yes,
+        requestedBy: requestedBy(),
+      };
+      handle = await target.client.workflow.start<typeof rollbackHost>(WORKFLOW_ROLLBACK, {
+        taskQueue: target.taskQueue,
+        workflowId,
+        args: [input],
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        staticSummary: `Roll back ${target.host} to ${backupId ?? 'its latest backup'}`,
+        staticDetails: `**Host:** ${target.host}\n**Backup:** ${backupId ?? 'latest'}\n**Requested by:** ${input.requestedBy}`,
+        typedSearchAttributes: [
+          { key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.host, 'KEYWORD'), value: target.host },
+        ],
+      });
+    }
+    const result = await followAndReport(target, handle, { ...flags, answerConfirmation: !flags.yes });
+    return result.ok ? 0 : 1;
+  } finally {
+    await target.close();
+  }
+}

@@ -1,0 +1,108 @@
+/** What the host-run commands share: flag validation, start-or-attach, printing the end. */
+import os from 'node:os';
+import { type WorkflowHandle, type WorkflowExecutionDescription } from '@temporalio/client';
+import { InvalidInputError, parseWith, type UpgradeResult } from '../../workflows/types.js';
+import type { z } from 'zod';
+import type { Target } from '../connect.js';
+import { CliFailure, UsageError } from '../errors.js';
+import { uiLink } from '../temporal.js';
+import { outcomeLine, stepsSummary, watchRun } from '../watch.js';
+
+export interface CommonFlags {
+  json?: boolean;
+  host?: string;
+  taskQueue?: string;
+  releasesUrl?: string;
+  repo?: string;
+}
+
+/** A flag validated with the shared schema; a refusal is a usage error (exit 2, nothing contacted). */
+export function flag<S extends z.ZodType>(schema: S, value: unknown, name: string): z.output<S> {
+  try {
+    return parseWith(schema, value, name);
+  } catch (err) {
+    if (err instanceof InvalidInputError)
+      throw new UsageError(err.message.replace(/^invalid /, `invalid ${name} `).replace(`${name} ${name}`, name));
+    throw err;
+  }
+}
+
+export function seconds(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[0-9]{1,10}$/.test(value))
+    throw new UsageError(`${name} must be a whole number of seconds, got ${JSON.stringify(value)}`);
+  return Number(value);
+}
+
+/** The local user, for the audit trail (never a credential). */
+export function requestedBy(): string {
+  const name = (() => {
+    try {
+      return os.userInfo().username;
+    } catch {
+      return 'unknown';
+    }
+  })();
+  return `${name.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 60) || 'unknown'}@${os
+    .hostname()
+    .split('.')[0]!
+    .replace(/[^A-Za-z0-9._-]/g, '_')
+    .slice(0, 60)}`;
+}
+
+export function interactiveTerminal(): boolean {
+  return process.stdin.isTTY === true && process.stdout.isTTY === true;
+}
+
+/** The host's running run, if any. */
+export async function runningRun(
+  target: Target,
+  workflowId: string,
+): Promise<WorkflowExecutionDescription | undefined> {
+  const d = await target.client.workflow
+    .getHandle(workflowId)
+    .describe()
+    .catch(() => undefined);
+  return d?.status.name === 'RUNNING' ? d : undefined;
+}
+
+export function link(target: Target, workflowId: string, runId?: string): string | undefined {
+  return target.uiBase ? uiLink(target.uiBase, target.namespace, workflowId, runId) : undefined;
+}
+
+/** Watches a run to its end and prints it. */
+export async function followAndReport(
+  target: Target,
+  handle: WorkflowHandle,
+  flags: CommonFlags & { answerConfirmation: boolean },
+): Promise<UpgradeResult> {
+  const live = !flags.json && process.stdout.isTTY === true;
+  const ui = link(target, handle.workflowId);
+  if (!flags.json && ui) process.stderr.write(`Temporal UI: ${ui}\n`);
+  const result = await watchRun(handle, {
+    live,
+    answerConfirmation: flags.answerConfirmation,
+    by: requestedBy(),
+    detachHint: `Stopped watching; the run goes on. Watch it again with: defenseclaw-upgrade status${flags.host ? ` --host ${flags.host}` : ''}`,
+  });
+  printResult(result, { json: flags.json, live, ui });
+  return result;
+}
+
+export function printResult(result: UpgradeResult, o: { json?: boolean; live: boolean; ui?: string }): void {
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({ ...result, ui: o.ui }, null, 2)}\n`);
+    return;
+  }
+  if (!o.live && result.steps.length) process.stdout.write(`${stepsSummary(result)}\n`);
+  process.stdout.write(`${outcomeLine(result)}\n`);
+  if (o.ui) process.stdout.write(`Temporal UI: ${o.ui}\n`);
+}
+
+export function refuseOtherKind(d: WorkflowExecutionDescription, want: string, host: string): void {
+  if (d.type !== want) {
+    throw new CliFailure(
+      `a ${d.type === 'rollbackHost' ? 'rollback' : d.type === 'upgradeHost' ? 'upgrade' : d.type} is running on ${host}; watch it with \`defenseclaw-upgrade status\` or stop it with \`defenseclaw-upgrade cancel\``,
+    );
+  }
+}

@@ -1,0 +1,135 @@
+/**
+ * Integration harness: a real Temporal dev server (shared per test file), the GitHub-like
+ * release server, simulated DefenseClaw hosts, and each host's real worker on its own task
+ * queue, configured exactly as a user would configure one (environment variables).
+ */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
+import { createActivities } from '../../activities/index.js';
+import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
+import { createHostWorker } from '../../worker/worker.js';
+import { resultOf } from '../../client/watch.js';
+import {
+  hostWorkflowId,
+  type RollbackInput,
+  type UpgradeInput,
+  type UpgradeOptions,
+  type UpgradeResult,
+} from '../../workflows/types.js';
+import { createSimHost, type SimHost, type SimHostOptions } from '../fixtures/host/sim-host.js';
+import { startReleaseServer, type ReleaseServer, type StartReleaseServerOptions } from '../fixtures/releases/server.js';
+import { startTestEnvironment, temporalCliPath } from './temporal.js';
+
+const run = promisify(execFile);
+
+export type Activities = ReturnType<typeof createActivities>;
+
+export interface HostUnderTest {
+  name: string;
+  sim: SimHost;
+  config: HostConfig;
+  worker: Worker;
+  running: Promise<void>;
+  /** Starts an upgrade workflow on this host's queue, as the CLI does. */
+  upgrade(opts?: { version?: string; options?: Partial<UpgradeOptions> }): Promise<WorkflowHandle>;
+  rollback(input?: Partial<RollbackInput>): Promise<WorkflowHandle>;
+  /** Waits for a run's end and answers its result (completed or failed with a result). */
+  result(handle: WorkflowHandle): Promise<UpgradeResult>;
+  stopWorker(): Promise<void>;
+}
+
+export class Harness {
+  private hosts: HostUnderTest[] = [];
+  private count = 0;
+
+  private constructor(
+    readonly env: TestWorkflowEnvironment,
+    readonly releases: ReleaseServer,
+  ) {}
+
+  static async start(releaseOpts: StartReleaseServerOptions = {}): Promise<Harness> {
+    const [env, releases] = await Promise.all([startTestEnvironment(), startReleaseServer(releaseOpts)]);
+    return new Harness(env, releases);
+  }
+
+  get client() {
+    return this.env.client;
+  }
+
+  /** A simulated host with its own worker; `wrap` may replace activities (one fault at a time). */
+  async host(
+    opts: SimHostOptions & { extraEnv?: Record<string, string>; wrap?: (a: Activities) => Partial<Activities> } = {},
+  ): Promise<HostUnderTest> {
+    const name = `sim-${process.pid}-${++this.count}`;
+    const sim = await createSimHost(opts);
+    const config = loadHostConfig({ ...sim.env, ...this.releases.env(), DEFENSECLAW_HOST: name, ...opts.extraEnv });
+    const base = createActivities(config);
+    const activities = opts.wrap ? { ...base, ...opts.wrap(base) } : base;
+    const worker = await createHostWorker({
+      connection: this.env.nativeConnection,
+      namespace: this.env.namespace ?? 'default',
+      hostConfig: config,
+      activities,
+      shutdownGraceTime: '1s',
+    });
+    const running = worker.run();
+    const client = this.client;
+    const h: HostUnderTest = {
+      name,
+      sim,
+      config,
+      worker,
+      running,
+      async upgrade(o = {}) {
+        const input: UpgradeInput = {
+          host: name,
+          version: o.version,
+          options: { healthTimeoutSeconds: 20, onFailure: 'rollback', requireConfirmation: false, confirmTimeoutSeconds: 900, ...o.options },
+          requestedBy: 'test',
+        };
+        return client.workflow.start('upgradeHost', {
+          taskQueue: config.taskQueue,
+          workflowId: hostWorkflowId(name),
+          args: [input],
+          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+          workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        });
+      },
+      async rollback(input = {}) {
+        return client.workflow.start('rollbackHost', {
+          taskQueue: config.taskQueue,
+          workflowId: hostWorkflowId(name),
+          args: [{ host: name, healthTimeoutSeconds: 20, ...input }],
+          workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+          workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+        });
+      },
+      result: (handle) => resultOf(handle),
+      async stopWorker() {
+        if (worker.getState() === 'RUNNING') worker.shutdown();
+        await running.catch(() => undefined);
+      },
+    };
+    this.hosts.push(h);
+    return h;
+  }
+
+  /** The workflow's history as `temporal workflow show --output json` exports it. */
+  async exportHistory(workflowId: string, runId?: string): Promise<string> {
+    const cli = await temporalCliPath();
+    const args = ['workflow', 'show', '--address', this.env.address, '--namespace', this.env.namespace ?? 'default', '--workflow-id', workflowId, '--output', 'json'];
+    if (runId) args.push('--run-id', runId);
+    const { stdout } = await run(cli, args, { maxBuffer: 64 * 1024 * 1024 });
+    return stdout;
+  }
+
+  async close(): Promise<void> {
+    for (const h of this.hosts) await h.stopWorker();
+    await Promise.all(this.hosts.map((h) => h.sim.cleanup()));
+    await this.releases.close();
+    await this.env.teardown();
+  }
+}

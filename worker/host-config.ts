@@ -1,0 +1,181 @@
+/**
+ * What a host's worker trusts, read once at start from its own environment and flags.
+ *
+ * A workflow can name a version, bounded options and IDs; everything else that decides what
+ * runs on this machine (where releases come from, where files live, credentials) comes from
+ * here and nowhere else.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+import { parseHostName, parseWith, taskQueueForHost, TASK_QUEUE_PREFIX } from '../workflows/types.js';
+
+export const GITHUB_API = 'https://api.github.com';
+export const GITHUB_WEB = 'https://github.com';
+export const DEFAULT_REPO = 'cisco-ai-defense/defenseclaw';
+/** Hosts that GitHub redirects release downloads to. */
+export const GITHUB_DOWNLOAD_HOSTS = [
+  'github.com',
+  'objects.githubusercontent.com',
+  'release-assets.githubusercontent.com',
+  'github-releases.githubusercontent.com',
+];
+
+export interface ReleaseSource {
+  /** API base, e.g. https://api.github.com */
+  apiBase: string;
+  /** Base of asset downloads: `${downloadBase}/${repo}/releases/download/${ver}/${name}` */
+  downloadBase: string;
+  /** owner/name */
+  repo: string;
+  /** host[:port] entries that downloads (and their redirects) may reach. */
+  allowedHosts: string[];
+}
+
+export interface HostConfig {
+  /** This host's name, as workflows address it. */
+  host: string;
+  taskQueue: string;
+  /** The user's HOME on this host. */
+  homeDir: string;
+  /** DEFENSECLAW_HOME: config, state, backups, staging, the agent's files. */
+  dataDir: string;
+  /** Where defenseclaw-gateway and the defenseclaw symlink live (~/.local/bin). */
+  binDir: string;
+  /** OpenClaw's home (~/.openclaw). */
+  openclawHome: string;
+  releases: ReleaseSource;
+  http: {
+    /** Per-request timeout (headers and each body chunk). */
+    requestTimeoutMs: number;
+    maxRedirects: number;
+    /** No artifact larger than this is accepted, whatever the release says. */
+    maxArtifactBytes: number;
+  };
+  /** Set by the host's operator only: accept a release without checksums.txt (logged loudly). */
+  allowMissingChecksums: boolean;
+  /** Environment for commands run on the host (gateway, python, uv, openclaw): no credentials. */
+  commandEnv: Record<string, string>;
+  /** The GitHub token for API calls; a function so it is never serialized with the config. */
+  githubToken: () => string | undefined;
+}
+
+const HttpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL')
+  .transform((u) => u.replace(/\/+$/, ''));
+const Repo = z.string().regex(/^[A-Za-z0-9._-]{1,100}\/[A-Za-z0-9._-]{1,100}$/, 'expected owner/name');
+const HostPort = z.string().regex(/^[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?$/, 'expected host or host:port');
+
+/** Secrets that must never reach a child process or a log. */
+const SECRET_ENV = ['GITHUB_TOKEN', 'GH_TOKEN', 'TEMPORAL_API_KEY'];
+
+export interface HostConfigOverrides {
+  host?: string;
+  taskQueue?: string;
+  releasesUrl?: string;
+  downloadUrl?: string;
+  repo?: string;
+  allowedHosts?: string[];
+  allowMissingChecksums?: boolean;
+}
+
+function hostOf(u: string): string {
+  return new URL(u).host;
+}
+
+/** Reads the host's trusted configuration from an environment (default: this process's). */
+export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: HostConfigOverrides = {}): HostConfig {
+  const homeDir = path.resolve(env.HOME || os.homedir());
+  const dataDir = path.resolve(env.DEFENSECLAW_HOME || path.join(homeDir, '.defenseclaw'));
+  const binDir = path.resolve(env.DEFENSECLAW_BIN_DIR || path.join(homeDir, '.local', 'bin'));
+  const openclawHome = path.resolve(env.OPENCLAW_HOME || path.join(homeDir, '.openclaw'));
+
+  const host = parseHostName(overrides.host ?? env.DEFENSECLAW_HOST ?? defaultHostName());
+  const taskQueue = overrides.taskQueue ?? env.DEFENSECLAW_TASK_QUEUE ?? taskQueueForHost(host);
+  if (!taskQueue.startsWith(TASK_QUEUE_PREFIX) && !/^[A-Za-z0-9@._:-]{1,200}$/.test(taskQueue)) {
+    throw new Error(`invalid task queue ${JSON.stringify(taskQueue)}`);
+  }
+
+  const apiBase = parseWith(
+    HttpUrl,
+    overrides.releasesUrl ?? env.DEFENSECLAW_RELEASES_URL ?? GITHUB_API,
+    'releases URL',
+  );
+  const customSource = apiBase !== GITHUB_API;
+  const downloadBase = parseWith(
+    HttpUrl,
+    overrides.downloadUrl ?? env.DEFENSECLAW_DOWNLOAD_URL ?? (customSource ? apiBase : GITHUB_WEB),
+    'download URL',
+  );
+  const repo = parseWith(Repo, overrides.repo ?? env.DEFENSECLAW_REPO ?? DEFAULT_REPO, 'repository');
+  const allowedList =
+    overrides.allowedHosts ??
+    (env.DEFENSECLAW_ALLOWED_DOWNLOAD_HOSTS
+      ? env.DEFENSECLAW_ALLOWED_DOWNLOAD_HOSTS.split(',')
+          .map((s) => s.trim())
+          .filter(Boolean)
+      : customSource
+        ? []
+        : GITHUB_DOWNLOAD_HOSTS);
+  const allowedHosts = [
+    ...new Set([hostOf(downloadBase), ...allowedList.map((h) => parseWith(HostPort, h, 'allowed host'))]),
+  ];
+
+  const token = (env.GITHUB_TOKEN || env.GH_TOKEN || '').trim() || undefined;
+  const commandEnv: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined && !SECRET_ENV.includes(k)) commandEnv[k] = v;
+  }
+  commandEnv.HOME = homeDir;
+  commandEnv.DEFENSECLAW_HOME = dataDir;
+
+  return {
+    host,
+    taskQueue,
+    homeDir,
+    dataDir,
+    binDir,
+    openclawHome,
+    releases: { apiBase, downloadBase, repo, allowedHosts },
+    http: {
+      requestTimeoutMs: positiveInt(env.DEFENSECLAW_HTTP_TIMEOUT_MS, 30_000),
+      maxRedirects: 5,
+      maxArtifactBytes: positiveInt(env.DEFENSECLAW_MAX_ARTIFACT_BYTES, 512 * 1024 * 1024),
+    },
+    allowMissingChecksums: overrides.allowMissingChecksums ?? env.DEFENSECLAW_ALLOW_MISSING_CHECKSUMS === '1',
+    commandEnv,
+    githubToken: () => token,
+  };
+}
+
+function positiveInt(v: string | undefined, dflt: number): number {
+  if (v === undefined || v === '') return dflt;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n <= 0) throw new Error(`expected a positive whole number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** The short host name, lower-cased, made safe for a task queue. */
+export function defaultHostName(): string {
+  const h = os
+    .hostname()
+    .split('.')[0]!
+    .toLowerCase()
+    .replace(/[^a-z0-9._-]/g, '-');
+  return h || 'localhost';
+}
+
+/** The non-secret part of a host config, for logs and `agent status`. */
+export function describeHostConfig(c: HostConfig): Record<string, unknown> {
+  return {
+    host: c.host,
+    taskQueue: c.taskQueue,
+    dataDir: c.dataDir,
+    binDir: c.binDir,
+    releases: c.releases,
+    githubToken: c.githubToken() ? 'set' : 'not set',
+    allowMissingChecksums: c.allowMissingChecksums,
+  };
+}

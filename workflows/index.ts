@@ -1,0 +1,4 @@
+/** What the worker's workflow bundle exports. */
+export { upgradeHost } from './upgrade.js';
+export { rollbackHost } from './rollback.js';
+export { hostBackups } from './host-info.js';

@@ -1,0 +1,285 @@
+/**
+ * The shared vocabulary of defenseclaw-upgrade: workflow inputs and results, step names,
+ * search attributes and the validation of everything that crosses the trust boundary.
+ *
+ * Pure and deterministic: imported by workflows, activities, the worker and the client alike.
+ */
+import { z } from 'zod';
+
+/** Prefix of a host's task queue: `defenseclaw-upgrade@<host>`. */
+export const TASK_QUEUE_PREFIX = 'defenseclaw-upgrade@';
+
+/** Workflow types, as registered by the worker. */
+export const WORKFLOW_UPGRADE = 'upgradeHost';
+export const WORKFLOW_ROLLBACK = 'rollbackHost';
+export const WORKFLOW_FLEET = 'fleetRollout';
+
+/** Search attributes (all Keyword), registered on the dev server and in the compose stack. */
+export const SEARCH_ATTRIBUTES = {
+  host: 'DefenseClawHost',
+  fromVersion: 'DefenseClawFromVersion',
+  toVersion: 'DefenseClawToVersion',
+  outcome: 'DefenseClawOutcome',
+  fleetId: 'DefenseClawFleetId',
+} as const;
+
+// ---------------------------------------------------------------------------------------------
+// Validation: one zod schema per thing that crosses the trust boundary. Objects are strict, so
+// an extra field (a URL, a path, a command) is refused rather than ignored.
+// ---------------------------------------------------------------------------------------------
+
+/** Strict MAJOR.MINOR.PATCH, no leading zeros, each part at most 9 digits. */
+const STRICT_VERSION = /^(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})\.(0|[1-9][0-9]{0,8})$/;
+
+/** Error thrown by the validators; the client turns it into a one-line usage error (exit 2). */
+export class InvalidInputError extends Error {
+  override readonly name = 'InvalidInputError';
+}
+
+function describe(value: unknown): string {
+  const s = typeof value === 'string' ? value : String(value);
+  return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
+}
+
+export const VersionSchema = z
+  .string()
+  .max(64)
+  .transform((s) => (s.startsWith('v') ? s.slice(1) : s))
+  .refine((s) => STRICT_VERSION.test(s), { message: 'expected MAJOR.MINOR.PATCH such as 0.3.1' });
+
+export const HostNameSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/, "letters, digits, '.', '_' and '-' only (max 63)");
+
+/** Backup folder names: `upgrade-<timestamp>` (a rollback makes `rollback-<timestamp>`). */
+export const BackupIdSchema = z
+  .string()
+  .regex(/^(?:upgrade|rollback)-[0-9]{8}T[0-9]{6,9}Z$/, 'expected a folder name like upgrade-20261124T101500Z');
+
+export const IdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'a short identifier');
+
+export const ON_FAILURE = ['rollback', 'restart', 'stop'] as const;
+export type OnFailure = (typeof ON_FAILURE)[number];
+
+export const LIMITS = {
+  healthTimeoutSeconds: { min: 1, max: 3600, default: 60 },
+  confirmTimeoutSeconds: { min: 10, max: 86400, default: 900 },
+} as const;
+
+const seconds = (l: { min: number; max: number; default: number }) =>
+  z.number().int().min(l.min).max(l.max).default(l.default);
+
+export const UpgradeOptionsSchema = z
+  .object({
+    /** Seconds to wait for `/health` to report running after the start (default 60). */
+    healthTimeoutSeconds: seconds(LIMITS.healthTimeoutSeconds),
+    /** What to do when anything fails after the gateway was stopped. */
+    onFailure: z.enum(ON_FAILURE).default('rollback'),
+    /** Wait for an operator's confirmation (Update `confirm`) before changing anything. */
+    requireConfirmation: z.boolean().default(false),
+    /** How long to wait for that confirmation before giving up (nothing changed). */
+    confirmTimeoutSeconds: seconds(LIMITS.confirmTimeoutSeconds),
+  })
+  .strict();
+export type UpgradeOptions = z.output<typeof UpgradeOptionsSchema>;
+
+export const UpgradeInputSchema = z
+  .object({
+    /** The host this run upgrades (must match the worker's own host). */
+    host: HostNameSchema,
+    /** Target version; absent means the latest release. */
+    version: VersionSchema.optional(),
+    options: UpgradeOptionsSchema.default(() => UpgradeOptionsSchema.parse({})),
+    /** Set when a fleet rollout started this run. */
+    fleetId: IdSchema.optional(),
+    /** Who asked, for the audit trail (a user name, never a credential). */
+    requestedBy: IdSchema.optional(),
+  })
+  .strict();
+export type UpgradeInput = z.input<typeof UpgradeInputSchema>;
+export type ValidUpgradeInput = z.output<typeof UpgradeInputSchema>;
+
+export const RollbackInputSchema = z
+  .object({
+    host: HostNameSchema,
+    /** A backup folder name under $DEFENSECLAW_HOME/backups; absent means the latest. */
+    backupId: BackupIdSchema.optional(),
+    healthTimeoutSeconds: seconds(LIMITS.healthTimeoutSeconds),
+    requireConfirmation: z.boolean().default(false),
+    confirmTimeoutSeconds: seconds(LIMITS.confirmTimeoutSeconds),
+    requestedBy: IdSchema.optional(),
+  })
+  .strict();
+export type RollbackInput = z.input<typeof RollbackInputSchema>;
+export type ValidRollbackInput = z.output<typeof RollbackInputSchema>;
+
+/** Parses with a schema; a failure becomes one line naming the field and what was refused. */
+export function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string): z.output<S> {
+  const r = schema.safeParse(input);
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  const path = issue.path.length ? issue.path.join('.') : what;
+  let value: unknown = input;
+  for (const k of issue.path) value = (value as Record<PropertyKey, unknown> | undefined)?.[k];
+  const extra = issue.code === 'unrecognized_keys' ? ` (${issue.keys.map((k) => describe(k)).join(', ')})` : '';
+  const shown = issue.code === 'unrecognized_keys' || value === undefined ? '' : ` ${describe(value)}`;
+  throw new InvalidInputError(`invalid ${path}${shown}: ${issue.message}${extra}`);
+}
+
+/** Accepts `0.3.1` or `v0.3.1`; returns `0.3.1`. Throws InvalidInputError otherwise. */
+export function parseVersion(input: unknown): string {
+  return parseWith(VersionSchema, input, 'version');
+}
+
+export function isVersion(input: unknown): input is string {
+  return typeof input === 'string' && STRICT_VERSION.test(input);
+}
+
+/** -1, 0 or 1, for two strict versions. */
+export function compareVersions(a: string, b: string): number {
+  const pa = parseVersion(a).split('.').map(Number);
+  const pb = parseVersion(b).split('.').map(Number);
+  for (let i = 0; i < 3; i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d < 0 ? -1 : 1;
+  }
+  return 0;
+}
+
+export function parseHostName(input: unknown): string {
+  return parseWith(HostNameSchema, input, 'host');
+}
+
+export function taskQueueForHost(host: string): string {
+  return `${TASK_QUEUE_PREFIX}${parseHostName(host)}`;
+}
+
+/** One workflow ID per host for everything that changes it: a second start attaches or is refused. */
+export function hostWorkflowId(host: string): string {
+  return `defenseclaw-upgrade-${parseHostName(host)}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps, progress and results
+// ---------------------------------------------------------------------------------------------
+
+export const UPGRADE_STEPS = [
+  'resolve',
+  'platform',
+  'preflight',
+  'download',
+  'verify',
+  'stage',
+  'confirm',
+  'backup',
+  'stop',
+  'install',
+  'migrate',
+  'start',
+  'health',
+  'cleanup',
+] as const;
+export type UpgradeStep = (typeof UPGRADE_STEPS)[number];
+
+export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped';
+
+export interface StepRecord {
+  name: string;
+  status: StepStatus;
+  /** Epoch ms (workflow time) when the step started and ended. */
+  startedAt?: number;
+  endedAt?: number;
+  detail?: string;
+}
+
+export type Platform = { os: 'linux' | 'darwin'; arch: 'amd64' | 'arm64' };
+
+export interface ArtifactInfo {
+  name: string;
+  size: number;
+  sha256: string;
+}
+
+export type SignatureStatus = 'verified' | 'unsigned' | 'cosign-missing';
+
+export interface UpgradePlan {
+  host: string;
+  from: string;
+  to: string;
+  platform: Platform;
+  artifacts: ArtifactInfo[];
+  signature: SignatureStatus;
+  /** Folder name under $DEFENSECLAW_HOME/backups that the backup will create. */
+  backupId: string;
+  /** What happens between the stop and healthy. */
+  downtimeSteps: string[];
+  onFailure: OnFailure;
+}
+
+export type UpgradeOutcome =
+  | 'upgraded'
+  /** A rollback run reached the backup's state and is healthy. */
+  | 'restored'
+  | 'already-current'
+  | 'declined'
+  | 'cancelled'
+  | 'failed-unchanged'
+  | 'rolled-back'
+  | 'restarted'
+  | 'stopped'
+  | 'rollback-failed';
+
+export type Phase = 'starting' | 'preparing' | 'awaiting-confirmation' | 'upgrading' | 'compensating' | 'finished';
+
+export interface DownloadProgress {
+  name: string;
+  bytes: number;
+  total: number;
+}
+
+/** What the `progress` query answers: enough for a live view of the run. */
+export interface UpgradeProgress {
+  kind: 'upgrade' | 'rollback';
+  host: string;
+  phase: Phase;
+  from?: string;
+  to?: string;
+  steps: StepRecord[];
+  plan?: UpgradePlan;
+  backupId?: string;
+  outcome?: UpgradeOutcome;
+  message?: string;
+}
+
+export interface UpgradeResult {
+  kind: 'upgrade' | 'rollback';
+  host: string;
+  outcome: UpgradeOutcome;
+  /** True when the host ended on the version it was asked to reach (or was already on it). */
+  ok: boolean;
+  from?: string;
+  to?: string;
+  backupId?: string;
+  artifacts: ArtifactInfo[];
+  signature?: SignatureStatus;
+  steps: StepRecord[];
+  migrationsRun?: number;
+  /** One paragraph a person can act on (what happened, where the backup is, what to do). */
+  message: string;
+  /** For failures: the step that failed and its error, secrets scrubbed. */
+  failure?: { step: string; error: string };
+  /** For rollbacks after a failure: what compensation did and how it ended. */
+  compensation?: { steps: StepRecord[]; hostState: string };
+}
+
+/** Update name the CLI uses to answer the plan. */
+export const UPDATE_CONFIRM = 'confirm';
+/** Query name that answers UpgradeProgress. */
+export const QUERY_PROGRESS = 'progress';
+/** Signal name that cancels an upgrade politely (compensating as needed). */
+export const SIGNAL_CANCEL = 'cancel';
+
+export interface ConfirmAnswer {
+  approve: boolean;
+  by?: string;
+}
