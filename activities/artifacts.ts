@@ -240,28 +240,25 @@ export async function downloadArtifact(config: HostConfig, rawInput: unknown): P
       await fs.rm(part, { force: true });
       throw new Error(`download of ${input.name}: the server answered a different range; starting over`);
     }
-    const out = createWriteStream(part, { flags: offset > 0 ? 'a' : 'w', mode: 0o600 });
+    // Every chunk is written (awaited) before the next is read, so whatever arrived before a
+    // cut is on disk for the next attempt to resume from.
+    const out = await fs.open(part, offset > 0 ? 'a' : 'w', 0o600);
     let lastBeat = 0;
     try {
-      await pipeline(
-        res.body,
-        async function* (source: AsyncIterable<Buffer>) {
-          for await (const chunk of source) {
-            offset += chunk.length;
-            if (offset > total) {
-              throw refuse(FailureType.TooLarge, `${input.name} is larger than its declared ${total} bytes; refused`);
-            }
-            hash.update(chunk);
-            const now = Date.now();
-            if (now - lastBeat > 200) {
-              heartbeat({ name: input.name, offset, total } satisfies DownloadProgressDetails);
-              lastBeat = now;
-            }
-            yield chunk;
-          }
-        },
-        out,
-      );
+      for await (const chunk of res.body as AsyncIterable<Buffer>) {
+        if (offset + chunk.length > total) {
+          throw refuse(FailureType.TooLarge, `${input.name} is larger than its declared ${total} bytes; refused`);
+        }
+        await out.write(chunk);
+        hash.update(chunk);
+        offset += chunk.length;
+        const now = Date.now();
+        if (now - lastBeat > 200) {
+          heartbeat({ name: input.name, offset, total } satisfies DownloadProgressDetails);
+          lastBeat = now;
+        }
+      }
+      await out.sync();
     } catch (err) {
       heartbeat({ name: input.name, offset, total } satisfies DownloadProgressDetails);
       if ((err as { type?: string }).type === FailureType.TooLarge) await fs.rm(part, { force: true });
@@ -269,6 +266,9 @@ export async function downloadArtifact(config: HostConfig, rawInput: unknown): P
       throw new Error(
         `download of ${input.name} was cut at byte ${offset} of ${total}: ${describeHttpError(err, res.url)}`,
       );
+    } finally {
+      await out.close();
+      res.body.destroy();
     }
   }
   if (offset !== total) throw new Error(`download of ${input.name} ended at byte ${offset} of ${total}`);

@@ -2,6 +2,7 @@
  * The gateway daemon: its version, a stop that is proven (pid gone, `status` non-zero), a
  * start, and OpenClaw's best-effort restart.
  */
+import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { HostConfig } from '../worker/host-config.js';
@@ -50,12 +51,19 @@ async function readPid(config: HostConfig): Promise<number | undefined> {
   return Number.isInteger(pid) && pid > 1 ? pid : undefined;
 }
 
+/** Whether a process runs. A zombie (dead, not yet reaped by its parent) does not. */
 export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..." — the state follows the last ')'.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (darwin): kill(0) is the answer
   }
 }
 

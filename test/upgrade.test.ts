@@ -16,7 +16,8 @@ after(async () => {
   await h?.close();
 });
 
-describe('upgradeHost', { concurrency: 3 }, () => {
+// Sequential: several cases switch faults on the shared release server.
+describe('upgradeHost', () => {
   it('upgrades 0.3.0 to the latest release: binary, health, migrations once, symlink, backup, staging gone', async () => {
     const host = await h.host();
     const before = await host.sim.snapshot();
@@ -50,6 +51,149 @@ describe('upgradeHost', { concurrency: 3 }, () => {
     for (const a of r.artifacts) assert.equal(a.sha256, await h.releases.sha256(a.name, '0.4.0'));
     // Every step is recorded, in the runbook's order.
     const order = [...new Set(r.steps.map((s) => s.name))];
-    assert.deepEqual(order, ['resolve', 'platform', 'preflight', 'download', 'verify', 'stage', 'backup', 'stop', 'install', 'migrate', 'start', 'health']);
+    assert.deepEqual(order, [
+      'resolve',
+      'platform',
+      'preflight',
+      'download',
+      'verify',
+      'stage',
+      'backup',
+      'stop',
+      'install',
+      'migrate',
+      'start',
+      'health',
+    ]);
+  });
+
+  it('--version pins the target: 0.3.0 → 0.3.1', async () => {
+    const host = await h.host();
+    const r = await host.result(await host.upgrade({ version: '0.3.1' }));
+    assert.equal(r.outcome, 'upgraded', r.message);
+    assert.equal(await host.sim.gatewayVersion(), '0.3.1');
+    assert.equal(await host.sim.venvPackageVersion(), '0.3.1');
+  });
+
+  it('already current: exits with a message, nothing touched (no backup, no stop)', async () => {
+    const host = await h.host({ version: '0.4.0' });
+    const before = await host.sim.snapshot();
+    const pids = await host.sim.daemonPids();
+    const r = await host.result(await host.upgrade());
+    assert.equal(r.outcome, 'already-current');
+    assert.equal(r.ok, true);
+    assert.match(r.message, /already runs DefenseClaw 0\.4\.0/);
+    assert.deepEqual(await host.sim.snapshot(), before);
+    assert.deepEqual(await host.sim.daemonPids(), pids, 'the gateway was not restarted');
+    assert.equal(
+      await fs
+        .readdir(path.join(host.sim.dataDir, 'backups'))
+        .catch(() => [])
+        .then((l) => l.length),
+      0,
+    );
+  });
+
+  it('refuses a downgrade before changing anything', async () => {
+    const host = await h.host({ version: '0.4.0' });
+    const before = await host.sim.snapshot();
+    const r = await host.result(await host.upgrade({ version: '0.3.1' }));
+    assert.equal(r.outcome, 'failed-unchanged');
+    assert.match(r.message, /refusing to downgrade .* from 0\.4\.0 to 0\.3\.1/);
+    assert.deepEqual(await host.sim.snapshot(), before);
+    assert.equal((await host.sim.health())?.gateway.state, 'running');
+  });
+
+  it('pre-flight 404 leaves the gateway running and nothing replaced', async () => {
+    const host = await h.host();
+    const before = await host.sim.snapshot();
+    await h.releases.setOptions({ missingAssets: ['defenseclaw-0.3.1-py3-none-any.whl'] });
+    try {
+      const r = await host.result(await host.upgrade({ version: '0.3.1' }));
+      assert.equal(r.outcome, 'failed-unchanged');
+      assert.equal(r.failure?.step, 'preflight');
+      assert.match(r.message, /defenseclaw-0\.3\.1-py3-none-any\.whl is missing/);
+    } finally {
+      await h.releases.setOptions({ missingAssets: [] });
+    }
+    assert.deepEqual(await host.sim.snapshot(), before);
+    assert.equal((await host.sim.health())?.provenance?.binary_version, '0.3.0');
+  });
+
+  it('a checksum mismatch is refused before the stop; nothing replaced', async () => {
+    const host = await h.host();
+    const before = await host.sim.snapshot();
+    const pids = await host.sim.daemonPids();
+    const name = 'defenseclaw_0.3.1_linux_amd64.tar.gz'.replace(
+      'linux_amd64',
+      `${host.sim.platform.os}_${host.sim.platform.arch}`,
+    );
+    await h.releases.setOptions({ corrupt: [name] });
+    try {
+      const r = await host.result(await host.upgrade({ version: '0.3.1' }));
+      assert.equal(r.outcome, 'failed-unchanged');
+      assert.equal(r.failure?.step, 'download');
+      assert.match(r.message, /checksum mismatch/);
+    } finally {
+      await h.releases.setOptions({ corrupt: [] });
+    }
+    assert.deepEqual(await host.sim.snapshot(), before);
+    assert.deepEqual(await host.sim.daemonPids(), pids);
+  });
+
+  it('a download cut short is resumed with a Range request', async () => {
+    const host = await h.host();
+    const name = `defenseclaw_0.3.1_${host.sim.platform.os}_${host.sim.platform.arch}.tar.gz`;
+    h.releases.resetLog();
+    await h.releases.setOptions({ cutShort: { name, afterBytes: 1000, times: 1 } });
+    const r = await host.result(await host.upgrade({ version: '0.3.1' }));
+    assert.equal(r.outcome, 'upgraded', r.message);
+    const gets = h.releases.requests.filter((q) => q.kind === 'asset' && q.method === 'GET' && q.path.endsWith(name));
+    assert.ok(
+      gets.some((q) => q.cut),
+      'the first GET was cut short',
+    );
+    assert.ok(
+      gets.some((q) => q.range === 'bytes=1000-' && q.status === 206),
+      `a resumed Range GET: ${JSON.stringify(gets)}`,
+    );
+    const dl = r.steps.filter((s) => s.name === 'download' && s.detail?.endsWith(name));
+    assert.equal(dl.length, 1);
+  });
+
+  it('health timeout: rolled back, with the backup folder named', async () => {
+    const host = await h.host({ faults: { gateway: { '0.3.1': { health: 'starting' } } } });
+    const before = await host.sim.snapshot();
+    const r = await host.result(await host.upgrade({ version: '0.3.1', options: { healthTimeoutSeconds: 3 } }));
+    assert.equal(r.outcome, 'rolled-back', r.message);
+    assert.equal(r.failure?.step, 'health');
+    assert.match(r.message, new RegExp(`backups/${r.backupId}`));
+    assert.match(r.failure!.error, /did not become healthy within 3 s \(last state: starting\)/);
+    assert.deepEqual(await host.sim.snapshot(), before);
+    assert.equal(await host.sim.gatewayVersion(), '0.3.0');
+    assert.equal((await host.sim.health())?.gateway.state, 'running');
+  });
+
+  it('the GitHub token authenticates API calls only and never reaches history or results', async () => {
+    const token = 'ghp_testTokenThatMustNeverLeak0123456789';
+    await h.releases.setOptions({ requireToken: token });
+    try {
+      const host = await h.host({ extraEnv: { GITHUB_TOKEN: token } });
+      h.releases.resetLog();
+      const handle = await host.upgrade({ version: '0.3.1' });
+      const r = await host.result(handle);
+      assert.equal(r.outcome, 'upgraded', r.message);
+      const api = h.releases.requests.filter((q) => q.kind === 'api');
+      const assets = h.releases.requests.filter((q) => q.kind !== 'api');
+      assert.ok(api.length > 0 && api.every((q) => q.hasAuth), 'API calls carry the token');
+      assert.ok(assets.length > 0 && assets.every((q) => !q.hasAuth), 'downloads never carry it');
+      const history = await h.exportHistory(handle.workflowId);
+      assert.ok(history.length > 1000);
+      assert.ok(!history.includes(token), 'token in history');
+      assert.ok(!history.includes(host.sim.token), 'gateway token in history');
+      assert.ok(!JSON.stringify(r).includes(token));
+    } finally {
+      await h.releases.setOptions({ requireToken: undefined });
+    }
   });
 });

@@ -91,16 +91,17 @@ export async function historyCommand(flags: HistoryFlags): Promise<number> {
   }
 }
 
-/** A table that fits 80 columns; each run's workflow ID and UI link on a line of its own. */
+/** A table that fits 80 columns, then each run's workflow ID and UI link on a line of its own. */
 export function renderHistory(rows: HistoryRow[]): string {
   const table = new Table({
-    head: ['started (UTC)', 'host', 'kind', 'from → to', 'outcome', 'took'],
+    head: ['#', 'started (UTC)', 'host', 'kind', 'from → to', 'outcome', 'took'],
+    colWidths: [4, 18, 14, 10, 17, 16, 10],
     style: { head: [], border: [], compact: true },
-    chars: { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' },
   });
-  for (const r of rows) {
+  rows.forEach((r, i) => {
     const paint = r.status === 'Completed' ? color.green : r.status === 'Running' ? color.cyan : color.red;
     table.push([
+      `${i + 1}`,
       r.startTime.slice(0, 16).replace('T', ' '),
       (r.host ?? '').slice(0, 16),
       r.type,
@@ -108,7 +109,9 @@ export function renderHistory(rows: HistoryRow[]): string {
       paint(r.outcome.slice(0, 16)),
       duration(r.durationMs),
     ]);
-    table.push([{ colSpan: 6, content: color.dim(`  ${r.workflowId}  ${r.ui ?? ''}`) }]);
-  }
-  return table.toString();
+  });
+  const refs = rows.map((r, i) =>
+    color.dim(`${String(i + 1).padStart(3)}  ${r.workflowId}  ${r.runId}${r.ui ? `\n     ${r.ui}` : ''}`),
+  );
+  return `${table.toString()}\n${refs.join('\n')}`;
 }

@@ -113,7 +113,7 @@ export async function showCommand(workflowId: string, flags: { runId?: string; j
             ? color.cyan('running')
             : color.red(s.status);
       table.push([s.summary, duration(s.durationMs), String(s.attempts), st]);
-      if (s.error) table.push([{ colSpan: 4, content: color.red(`  ${s.error}`) }]);
+      if (s.error) table.push([{ colSpan: 4, content: color.red(`  ${s.error}`), wordWrap: true }]);
     }
     process.stdout.write(`${table.toString()}\n`);
     if (result) process.stdout.write(`${result.outcome.toUpperCase()} ${result.message}\n`);

@@ -87,7 +87,13 @@ export class Harness {
         const input: UpgradeInput = {
           host: name,
           version: o.version,
-          options: { healthTimeoutSeconds: 20, onFailure: 'rollback', requireConfirmation: false, confirmTimeoutSeconds: 900, ...o.options },
+          options: {
+            healthTimeoutSeconds: 20,
+            onFailure: 'rollback',
+            requireConfirmation: false,
+            confirmTimeoutSeconds: 900,
+            ...o.options,
+          },
           requestedBy: 'test',
         };
         return client.workflow.start('upgradeHost', {
@@ -120,7 +126,18 @@ export class Harness {
   /** The workflow's history as `temporal workflow show --output json` exports it. */
   async exportHistory(workflowId: string, runId?: string): Promise<string> {
     const cli = await temporalCliPath();
-    const args = ['workflow', 'show', '--address', this.env.address, '--namespace', this.env.namespace ?? 'default', '--workflow-id', workflowId, '--output', 'json'];
+    const args = [
+      'workflow',
+      'show',
+      '--address',
+      this.env.address,
+      '--namespace',
+      this.env.namespace ?? 'default',
+      '--workflow-id',
+      workflowId,
+      '--output',
+      'json',
+    ];
     if (runId) args.push('--run-id', runId);
     const { stdout } = await run(cli, args, { maxBuffer: 64 * 1024 * 1024 });
     return stdout;
