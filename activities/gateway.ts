@@ -109,17 +109,17 @@ const StartInput = z
 export async function startGateway(config: HostConfig, rawInput: unknown): Promise<{ alreadyRunning: boolean }> {
   const input = validated(StartInput, rawInput, 'startGateway');
   const timeoutSeconds = Math.max(input.healthTimeoutSeconds, 60) + 30;
-  if (await statusRunning(config)) return { alreadyRunning: true };
+  // Idempotent without a second process in the downtime window: a live pid means it runs.
+  const pid = await readPid(config);
+  if (pid !== undefined && pidAlive(pid)) return { alreadyRunning: true };
   const r = await run(gatewayBinary(config), ['start'], {
     env: config.commandEnv,
     timeoutMs: timeoutSeconds * 1000,
     signal: cancellationSignal(),
   });
   if (r.exitCode !== 0) {
-    throw refuse(
-      FailureType.CommandFailed,
-      `defenseclaw-gateway start failed (exit ${r.exitCode}): ${lastLine(r.output)}`,
-    );
+    if (await statusRunning(config)) return { alreadyRunning: true };
+    throw refuse(FailureType.CommandFailed, `defenseclaw-gateway start failed (exit ${r.exitCode}): ${lastLine(r.output)}`);
   }
   return { alreadyRunning: false };
 }

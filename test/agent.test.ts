@@ -1,0 +1,167 @@
+/**
+ * The local agent end to end: started detached in a temporary DEFENSECLAW_HOME, private files,
+ * reused, reported, refused for another release source, replaced after a crash, stopped with no
+ * process left behind.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { after, describe, test } from 'node:test';
+import { connectTemporal } from '../client/temporal.js';
+import { agentPaths, agentStatus, ensureAgent, isAlive, stopAgent, type AgentInfo } from '../worker/agent.js';
+import { DEFAULT_WORKFLOW_BUNDLE, DEFAULT_WORKFLOWS_PATH } from '../worker/worker.js';
+import { temporalCliPath } from './helpers/temporal.js';
+
+const SECRET = 'ghp_agentTestSecret0123456789';
+const home = fs.mkdtempSync(path.join(os.tmpdir(), 'dcu-agent-'));
+const dataDir = path.join(home, '.defenseclaw');
+const pids = new Set<number>();
+
+const built = fs.existsSync(DEFAULT_WORKFLOW_BUNDLE) || fs.existsSync(DEFAULT_WORKFLOWS_PATH);
+
+after(async () => {
+  await stopAgent(dataDir, { graceMs: 5000 }).catch(() => undefined);
+  for (const pid of pids) {
+    if (isAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  }
+  fs.rmSync(home, { recursive: true, force: true });
+});
+
+async function env(): Promise<NodeJS.ProcessEnv> {
+  return {
+    PATH: process.env.PATH,
+    HOME: home,
+    DEFENSECLAW_HOME: dataDir,
+    DEFENSECLAW_HOST: 'agent-test-host',
+    TEMPORAL_CLI_PATH: await temporalCliPath(),
+    GITHUB_TOKEN: SECRET,
+  };
+}
+
+function mode(p: string): string {
+  return (fs.statSync(p).mode & 0o777).toString(8);
+}
+
+function track(info: AgentInfo): AgentInfo {
+  pids.add(info.pid);
+  if (info.serverPid) pids.add(info.serverPid);
+  return info;
+}
+
+describe('the local agent', { skip: built ? false : 'workflows are not built (npm run build)' }, () => {
+  let first: AgentInfo;
+
+  test('ensureAgent starts a detached agent with private files and no secret in them', async (t) => {
+    const t0 = Date.now();
+    // Two callers at once: one starts the agent, the other waits for it and reuses it.
+    const both = await Promise.all([ensureAgent({ env: await env() }), ensureAgent({ env: await env() })]);
+    first = track(both.find((a) => !a.reused)!);
+    t.diagnostic(`agent ready in ${Date.now() - t0} ms (dev server ${first.serverStartMs} ms)`);
+    assert.deepEqual(both.map((a) => a.reused).sort(), [false, true]);
+    assert.equal(both[0]!.pid, both[1]!.pid);
+    assert.equal(first.state, 'ready');
+    assert.ok(isAlive(first.pid) && first.serverPid && isAlive(first.serverPid));
+    assert.match(first.address ?? '', /^127\.0\.0\.1:\d+$/);
+    assert.match(first.uiUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(first.host, 'agent-test-host');
+    assert.equal(first.taskQueue, 'defenseclaw-upgrade@agent-test-host');
+    assert.equal(first.releases?.repo, 'cisco-ai-defense/defenseclaw');
+
+    const p = agentPaths(dataDir);
+    assert.equal(mode(p.dir), '700');
+    assert.equal(mode(p.temporalDir), '700');
+    for (const f of [p.pidFile, p.infoFile, p.logFile]) assert.equal(mode(f), '600', f);
+    assert.equal(Number(fs.readFileSync(p.pidFile, 'utf8')), first.pid);
+    for (const f of [p.infoFile, p.logFile])
+      assert.ok(!fs.readFileSync(f, 'utf8').includes(SECRET), `${f} has no token`);
+
+    // The worker polls this host's queue on the agent's server.
+    const c = await connectTemporal({ address: first.address, useEnvConfig: false });
+    try {
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const q = await c.client.workflowService.describeTaskQueue({
+          namespace: c.namespace,
+          taskQueue: { name: first.taskQueue },
+          taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+        });
+        if ((q.pollers?.length ?? 0) > 0) break;
+        assert.ok(Date.now() < deadline, 'a worker polls the host queue');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    } finally {
+      await c.close();
+    }
+  });
+
+  test('a second ensureAgent reuses it; status reports it', async () => {
+    const again = await ensureAgent({ env: await env() });
+    assert.equal(again.reused, true);
+    assert.equal(again.pid, first.pid);
+    assert.equal(again.address, first.address);
+    const st = await agentStatus(dataDir);
+    assert.equal(st.running, true);
+    assert.equal(st.info?.pid, first.pid);
+    assert.equal(st.info?.state, 'ready');
+  });
+
+  test('another release source is refused with the way out', async () => {
+    await assert.rejects(ensureAgent({ env: { ...(await env()), DEFENSECLAW_REPO: 'someone/else' } }), (err: Error) => {
+      assert.match(err.message, /run `defenseclaw-upgrade agent stop` first$/);
+      assert.match(err.message, /someone\/else/);
+      return true;
+    });
+  });
+
+  test('an explicit port in use is the one-line error', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
+    const port = (blocker.address() as net.AddressInfo).port;
+    const otherHome = path.join(home, 'other');
+    try {
+      await assert.rejects(
+        ensureAgent({ env: { ...(await env()), DEFENSECLAW_HOME: otherHome }, temporalPort: port }),
+        (err: Error) =>
+          err.message === `port ${port} is in use; choose another with --temporal-port or stop what uses it`,
+      );
+    } finally {
+      blocker.close();
+    }
+  });
+
+  test('a killed agent is replaced and its orphaned dev server cleaned up', async () => {
+    process.kill(first.pid, 'SIGKILL');
+    const deadline = Date.now() + 5000;
+    while (isAlive(first.pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.equal(isAlive(first.pid), false);
+    assert.equal((await agentStatus(dataDir)).running, false);
+
+    const second = track(await ensureAgent({ env: await env() }));
+    assert.equal(second.reused, false);
+    assert.notEqual(second.pid, first.pid);
+    assert.equal(isAlive(first.serverPid!), false, 'the orphaned dev server is gone');
+    first = second;
+  });
+
+  test('stopAgent stops it and leaves no process behind', async () => {
+    const res = await stopAgent(dataDir);
+    assert.deepEqual(res, { stopped: true, pid: first.pid, forced: false });
+    assert.equal(isAlive(first.pid), false);
+    assert.equal(isAlive(first.serverPid!), false);
+    for (const pid of pids) assert.equal(isAlive(pid), false, `pid ${pid} is gone`);
+    const p = agentPaths(dataDir);
+    assert.equal(fs.existsSync(p.pidFile), false);
+    const st = await agentStatus(dataDir);
+    assert.equal(st.running, false);
+    assert.equal(st.info?.state, 'stopped');
+    assert.deepEqual(await stopAgent(dataDir), { stopped: false, pid: first.pid, forced: false });
+  });
+});

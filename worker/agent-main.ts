@@ -1,0 +1,145 @@
+/**
+ * Entry of the detached agent process (started by ensureAgent): the embedded dev server plus this
+ * host's worker, until SIGTERM/SIGINT. stdout/stderr are agent.log; agent.json tells the CLI where
+ * it answers. Never writes a secret: the host config's token stays inside the activities.
+ */
+import fsp from 'node:fs/promises';
+import { NativeConnection, type Worker } from '@temporalio/worker';
+import {
+  agentPaths,
+  ensurePrivateDir,
+  writeAgentInfo,
+  writePrivateFile,
+  type AgentInfo,
+  type AgentLaunchConfig,
+} from './agent.js';
+import { freePort, PortInUseError, preferPort, startDevServer, type DevServer } from './dev-server.js';
+import { loadHostConfig } from './host-config.js';
+import { createHostWorker, installRuntime, runtimeLogger } from './worker.js';
+
+function parseArgs(argv: string[]): AgentLaunchConfig {
+  const i = argv.indexOf('--config');
+  const raw = i >= 0 ? argv[i + 1] : undefined;
+  if (!raw) throw new Error('usage: agent-main --config <json>');
+  const c = JSON.parse(raw) as AgentLaunchConfig;
+  if (typeof c.cliPath !== 'string' || !c.cliPath) throw new Error('agent-main: cliPath missing');
+  return c;
+}
+
+async function main(): Promise<void> {
+  const launch = parseArgs(process.argv.slice(2));
+  installRuntime();
+  const logger = runtimeLogger();
+  const hostConfig = loadHostConfig(process.env, launch.hostOverrides);
+  const dataDir = hostConfig.dataDir;
+  const paths = agentPaths(dataDir);
+  await ensurePrivateDir(paths.dir);
+  await ensurePrivateDir(paths.temporalDir);
+  await writePrivateFile(paths.pidFile, `${process.pid}\n`);
+
+  let info: AgentInfo = {
+    state: 'starting',
+    pid: process.pid,
+    namespace: launch.namespace,
+    taskQueue: hostConfig.taskQueue,
+    host: hostConfig.host,
+    releases: hostConfig.releases,
+    startedAt: new Date().toISOString(),
+    dbFile: paths.dbFile,
+    logFile: paths.logFile,
+  };
+  const save = (patch: Partial<AgentInfo>) => {
+    info = { ...info, ...patch };
+    return writeAgentInfo(dataDir, info);
+  };
+  await save({});
+
+  let server: DevServer | undefined;
+  let connection: NativeConnection | undefined;
+  let worker: Worker | undefined;
+  let running: Promise<void> | undefined;
+  let shuttingDown: Promise<void> | undefined;
+
+  const shutdown = (why: string, failed?: string) =>
+    (shuttingDown ??= (async () => {
+      logger.info(`agent stopping: ${why}`);
+      await save({ state: 'stopping' }).catch(() => undefined);
+      if (worker && running) {
+        try {
+          worker.shutdown();
+        } catch {
+          // already stopping
+        }
+        await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
+      }
+      await connection?.close().catch(() => undefined);
+      await server?.stop().catch(() => undefined);
+      await fsp.rm(paths.pidFile, { force: true });
+      await save(
+        failed
+          ? { state: 'failed', error: failed, stoppedAt: new Date().toISOString() }
+          : { state: 'stopped', stoppedAt: new Date().toISOString() },
+      ).catch(() => undefined);
+      logger.info('agent stopped');
+      process.exit(failed ? 1 : 0);
+    })());
+
+  for (const sig of ['SIGTERM', 'SIGINT'] as const) process.on(sig, () => void shutdown(sig));
+  process.on('SIGHUP', () => undefined);
+
+  try {
+    const port = launch.temporalPort ?? (await preferPort(7233));
+    const uiPort = launch.uiPort ?? (await preferPort(8233, undefined, [port]));
+    const start = (p: number, u: number) =>
+      startDevServer({
+        cliPath: launch.cliPath,
+        dbFile: paths.dbFile,
+        port: p,
+        uiPort: u,
+        ui: true,
+        namespace: launch.namespace,
+        logFile: paths.logFile,
+      });
+    try {
+      server = await start(port, uiPort);
+    } catch (err) {
+      // A port we chose ourselves was taken in the meantime: choose again (never an explicit one).
+      if (!(err instanceof PortInUseError)) throw err;
+      const p2 = launch.temporalPort ?? (err.port === port ? await freePort() : port);
+      const u2 = launch.uiPort ?? (err.port === uiPort ? await freePort() : uiPort);
+      if (p2 === port && u2 === uiPort) throw err;
+      logger.warn(`port ${err.port} was taken meanwhile; retrying on ${p2}/${u2}`);
+      server = await start(p2, u2);
+    }
+    await save({ serverPid: server.pid, address: server.address, uiUrl: server.uiUrl, serverStartMs: server.startMs });
+    logger.info(`dev server ready at ${server.address} in ${server.startMs} ms (UI ${server.uiUrl})`);
+    server.exited.then(({ code, signal }) => {
+      if (!shuttingDown) void shutdown('the dev server exited', `dev server exited (${signal ?? `code ${code}`})`);
+    });
+
+    connection = await NativeConnection.connect({ address: server.address });
+    worker = await createHostWorker({ connection, namespace: launch.namespace, hostConfig });
+    running = worker.run();
+    running.then(
+      () => {
+        if (!shuttingDown) void shutdown('the worker stopped', 'the worker stopped unexpectedly');
+      },
+      (err: unknown) => {
+        const msg = err instanceof Error ? err.message : String(err);
+        logger.error(`worker failed: ${msg}`);
+        if (!shuttingDown) void shutdown('the worker failed', `worker failed: ${msg.split('\n')[0]}`);
+      },
+    );
+    await save({ state: 'ready', readyAt: new Date().toISOString() });
+    logger.info(`agent ready: host ${hostConfig.host}, queue ${hostConfig.taskQueue}, ${server.address}`);
+  } catch (err) {
+    const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+    logger.error(`agent failed to start: ${msg}`);
+    await shutdown('start failed', msg);
+  }
+}
+
+main().catch(async (err: unknown) => {
+  process.stderr.write(`agent-main: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,261 @@
+/**
+ * One worker per host, on that host's task queue, with activities bound to the host's own
+ * configuration (read once, at start).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
+import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
+import {
+  DefaultLogger,
+  NativeConnection,
+  Runtime,
+  Worker,
+  type NativeConnectionOptions,
+  type WorkerOptions,
+} from '@temporalio/worker';
+import { createActivities } from '../activities/index.js';
+import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
+
+/** dist/ (this file is dist/worker/worker.js once compiled). */
+export const DIST_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+/** The prebundled workflow code written by `npm run build` (scripts/bundle-workflows). */
+export const DEFAULT_WORKFLOW_BUNDLE = path.join(DIST_DIR, 'workflow-bundle.cjs');
+/** The compiled workflows, bundled at worker start when no prebuilt bundle is usable. */
+export const DEFAULT_WORKFLOWS_PATH = path.join(DIST_DIR, 'workflows', 'index.js');
+
+export interface HostWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  hostConfig: HostConfig;
+  /** Defaults to createActivities(hostConfig). */
+  activities?: object;
+  /** A prebuilt bundle (bundleWorkflowCode output); defaults to dist/workflow-bundle.cjs when present. */
+  workflowBundlePath?: string;
+  /** Workflow sources to bundle at start; defaults to dist/workflows/index.js. */
+  workflowsPath?: string;
+  /** How long in-flight activities get on shutdown (default 10 s). */
+  shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+}
+
+function mtime(p: string): number | undefined {
+  try {
+    return fs.statSync(p).mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Which workflow code a worker loads: an explicit bundle, a fresh prebuilt one, or the sources. */
+export function resolveWorkflowCode(
+  opts: { workflowBundlePath?: string; workflowsPath?: string } = {},
+): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
+  if (opts.workflowBundlePath) {
+    if (mtime(opts.workflowBundlePath) === undefined) {
+      throw new Error(`workflow bundle ${opts.workflowBundlePath} not found; run npm run build`);
+    }
+    return { workflowBundle: { codePath: opts.workflowBundlePath } };
+  }
+  if (opts.workflowsPath) return { workflowsPath: opts.workflowsPath };
+  const bundleTime = mtime(DEFAULT_WORKFLOW_BUNDLE);
+  const sourceTime = mtime(DEFAULT_WORKFLOWS_PATH);
+  // A bundle older than the compiled workflows is stale (tsc ran without the bundle step).
+  if (bundleTime !== undefined && (sourceTime === undefined || bundleTime >= sourceTime)) {
+    return { workflowBundle: { codePath: DEFAULT_WORKFLOW_BUNDLE } };
+  }
+  if (sourceTime !== undefined) return { workflowsPath: DEFAULT_WORKFLOWS_PATH };
+  throw new Error(
+    `workflow code not found (${DEFAULT_WORKFLOW_BUNDLE} or ${DEFAULT_WORKFLOWS_PATH}); run npm run build`,
+  );
+}
+
+/** The Runtime's logger (what the SDK, workflows and activities log through). */
+export function runtimeLogger(): Logger {
+  return Runtime.instance().logger;
+}
+
+/** Creates this host's worker; call run() on it (or use runWorkerForeground). */
+export async function createHostWorker(opts: HostWorkerOptions): Promise<Worker> {
+  const { hostConfig } = opts;
+  const code = resolveWorkflowCode(opts);
+  const activities = opts.activities ?? createActivities(hostConfig);
+  const logger = runtimeLogger();
+  logger.info('defenseclaw-upgrade worker starting', {
+    ...describeHostConfig(hostConfig),
+    namespace: opts.namespace,
+    workflows: 'workflowBundle' in code ? code.workflowBundle.codePath : code.workflowsPath,
+  });
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: hostConfig.taskQueue,
+    identity: `defenseclaw-upgrade:${hostConfig.host}:${process.pid}`,
+    activities,
+    ...code,
+    shutdownGraceTime: opts.shutdownGraceTime ?? '10s',
+  });
+}
+
+const LEVELS: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
+
+function logLevelFrom(env: NodeJS.ProcessEnv): LogLevel {
+  const v = (env.DEFENSECLAW_LOG_LEVEL ?? '').toUpperCase();
+  return (LEVELS as string[]).includes(v) ? (v as LogLevel) : 'INFO';
+}
+
+function formatMeta(meta: LogMetadata | undefined): string {
+  if (!meta) return '';
+  const shown: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(meta)) if (v !== undefined && k !== 'sdkComponent') shown[k] = v;
+  const s = Object.keys(shown).length ? JSON.stringify(shown) : '';
+  return s ? ` ${s}` : '';
+}
+
+/**
+ * Installs the process's Temporal Runtime with one-line-per-entry logs on stderr (core logs
+ * forwarded into the same stream) and no signal handling of its own: the caller owns shutdown.
+ * Returns the existing Runtime unchanged when one was already created.
+ */
+export function installRuntime(opts: { level?: LogLevel; write?: (line: string) => void } = {}): Runtime {
+  if (Runtime._instance) return Runtime._instance;
+  const level = opts.level ?? logLevelFrom(process.env);
+  const write = opts.write ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const logger = new DefaultLogger(level, (entry) => {
+    const when = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
+    write(`${when} ${entry.level.padEnd(5)} ${entry.message}${formatMeta(entry.meta)}`);
+  });
+  return Runtime.install({
+    logger,
+    shutdownSignals: [],
+    telemetryOptions: {
+      logging: { filter: { core: level === 'TRACE' ? 'DEBUG' : 'WARN', other: 'ERROR' }, forward: {} },
+    },
+  });
+}
+
+/** Connection options for a remote cluster from env-config (TEMPORAL_ADDRESS, TLS, API key, profile). */
+export function workerConnectionOptions(
+  env: NodeJS.ProcessEnv = process.env,
+  override: { address?: string; namespace?: string } = {},
+): { options: NativeConnectionOptions; namespace: string; address: string } {
+  const vars: Record<string, string> = {};
+  for (const [k, v] of Object.entries(env)) if (v !== undefined) vars[k] = v;
+  let loaded: ReturnType<typeof toClientOptions>;
+  try {
+    loaded = toClientOptions(loadClientConfigProfile({ overrideEnvVars: vars }));
+  } catch (err) {
+    const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+    throw new Error(`invalid Temporal client configuration: ${msg}`);
+  }
+  const { connectionOptions, namespace } = loaded;
+  const options: NativeConnectionOptions = {};
+  for (const [k, v] of Object.entries(connectionOptions)) {
+    if (v !== undefined) (options as Record<string, unknown>)[k] = v;
+  }
+  const address = override.address ?? options.address ?? 'localhost:7233';
+  options.address = address;
+  return { options, namespace: override.namespace ?? namespace ?? 'default', address };
+}
+
+/** Connects a NativeConnection, failing with one line instead of retrying forever. */
+export async function connectWorker(
+  options: NativeConnectionOptions & { address: string },
+  timeoutMs = 10_000,
+): Promise<NativeConnection> {
+  let timer: NodeJS.Timeout | undefined;
+  const attempt = NativeConnection.connect(options);
+  try {
+    return await Promise.race([
+      attempt,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+      }),
+    ]);
+  } catch (err) {
+    // A late success must not leak a connection.
+    attempt.then((c) => c.close()).catch(() => undefined);
+    const reason = nativeReason(err instanceof Error ? err.message : String(err));
+    throw new Error(`cannot reach Temporal at ${options.address}: ${reason}; check TEMPORAL_ADDRESS`);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Core's errors are Rust debug strings; keep the human part. */
+function nativeReason(msg: string): string {
+  const m = /message: "([^"]+)"/.exec(msg) ?? /error: "([^"]+)"/.exec(msg) ?? /ConnectError\("([^"]+)"/.exec(msg);
+  return (m ? m[1]! : msg.split('\n')[0]!).trim();
+}
+
+export interface ForegroundWorkerOptions {
+  /** Environment to read the host config and the cluster from (default: this process's). */
+  env?: NodeJS.ProcessEnv;
+  hostOverrides?: HostConfigOverrides;
+  /** Overrides TEMPORAL_ADDRESS / the profile. */
+  address?: string;
+  /** Overrides TEMPORAL_NAMESPACE / the profile. */
+  namespace?: string;
+  /** For tests: activities instead of createActivities(hostConfig). */
+  activities?: object;
+  workflowBundlePath?: string;
+  /** Called once the worker polls (for the CLI's "worker for host X on queue Y" line). */
+  onReady?: (info: { host: string; taskQueue: string; address: string; namespace: string }) => void;
+}
+
+/**
+ * `defenseclaw-upgrade worker`: this host's worker in the foreground until SIGINT/SIGTERM, which
+ * shut it down gracefully (a second signal exits at once).
+ */
+export async function runWorkerForeground(opts: ForegroundWorkerOptions = {}): Promise<void> {
+  const env = opts.env ?? process.env;
+  installRuntime();
+  const logger = runtimeLogger();
+  const hostConfig = loadHostConfig(env, opts.hostOverrides);
+  const target = workerConnectionOptions(env, { address: opts.address, namespace: opts.namespace });
+  const connection = await connectWorker(target.options as NativeConnectionOptions & { address: string });
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals += 1;
+    if (signals > 1) {
+      logger.warn(`second ${sig}: exiting without waiting`);
+      process.exit(130);
+    }
+    logger.info(`${sig} received: shutting the worker down (in-flight activities get their grace time)`);
+    try {
+      worker.shutdown();
+    } catch {
+      // not running yet or already stopping
+    }
+  };
+  let worker: Worker;
+  try {
+    worker = await createHostWorker({
+      connection,
+      namespace: target.namespace,
+      hostConfig,
+      activities: opts.activities,
+      workflowBundlePath: opts.workflowBundlePath,
+    });
+  } catch (err) {
+    await connection.close().catch(() => undefined);
+    throw err;
+  }
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const running = worker.run();
+    opts.onReady?.({
+      host: hostConfig.host,
+      taskQueue: hostConfig.taskQueue,
+      address: target.address,
+      namespace: target.namespace,
+    });
+    await running;
+    logger.info('worker stopped');
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await connection.close().catch(() => undefined);
+  }
+}
