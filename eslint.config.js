@@ -8,6 +8,23 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    files: ['**/*.mjs', '**/*.cjs'],
+    languageOptions: {
+      globals: {
+        process: 'readonly',
+        console: 'readonly',
+        require: 'readonly',
+        module: 'writable',
+        __dirname: 'readonly',
+        Buffer: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+        setInterval: 'readonly',
+        clearInterval: 'readonly',
+      },
+    },
+  },
+  {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
     },
@@ -19,9 +36,17 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:*', 'fs', 'path', 'os', 'child_process', 'http', 'https', 'net'], message: 'workflows/ must stay deterministic: no Node APIs.' },
+            {
+              group: ['node:*', 'fs', 'path', 'os', 'child_process', 'http', 'https', 'net'],
+              message: 'workflows/ must stay deterministic: no Node APIs.',
+            },
             { group: ['undici', 'execa', 'tar'], message: 'workflows/ must not do I/O; call an activity.' },
-            { group: ['../activities/*', '../worker/*', '../client/*'], allowTypeImports: true, message: 'workflows/ may import only types from other layers.' },
+            {
+              group: ['../activities/*', '../worker/*', '../client/*'],
+              allowTypeImports: true,
+              message: 'workflows/ may import only types from other layers.',
+            },
+            { group: ['../test/*'], message: 'Product code reaches fixtures through configuration only.' },
           ],
         },
       ],
@@ -33,11 +58,18 @@ export default tseslint.config(
     },
   },
   {
-    files: ['activities/**/*.ts', 'worker/**/*.ts', 'client/**/*.ts', 'workflows/**/*.ts'],
+    files: ['activities/**/*.ts', 'worker/**/*.ts', 'client/**/*.ts'],
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../test/*', '../../test/*'], message: 'Product code reaches fixtures through configuration only.' }] },
+        {
+          patterns: [
+            {
+              group: ['../test/*', '../../test/*'],
+              message: 'Product code reaches fixtures through configuration only.',
+            },
+          ],
+        },
       ],
     },
   },

@@ -67,6 +67,15 @@ describe('upgradeHost', () => {
     ]);
   });
 
+  it('without uv, the new environment is built with the venv pip', async () => {
+    const host = await h.host({ withUv: false });
+    assert.equal(host.sim.uv, false);
+    const r = await host.result(await host.upgrade({ version: '0.3.1' }));
+    assert.equal(r.outcome, 'upgraded', r.message);
+    assert.equal(await host.sim.venvPackageVersion(), '0.3.1');
+    assert.equal(await host.sim.cliVersion(), 'defenseclaw 0.3.1');
+  });
+
   it('--version pins the target: 0.3.0 → 0.3.1', async () => {
     const host = await h.host();
     const r = await host.result(await host.upgrade({ version: '0.3.1' }));
