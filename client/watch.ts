@@ -46,7 +46,10 @@ export async function watchRun(handle: WorkflowHandle, opts: WatchOptions): Prom
       if (p) last = p;
       if (p?.phase === 'awaiting-confirmation' && p.plan && opts.answerConfirmation && !asked) {
         asked = true;
-        if (opts.live) logUpdate.done();
+        if (opts.live) {
+          logUpdate(renderProgress(p, Date.now()));
+          logUpdate.done();
+        }
         process.stdout.write(`${renderPlan(p.plan)}\n`);
         const approve = await confirm({ message: `Upgrade ${p.host} to ${p.to}?`, default: false });
         await handle.executeUpdate(confirmUpdate, { args: [{ approve, by: opts.by }] }).catch((err) => {

@@ -46,7 +46,7 @@ export function renderPlan(plan: UpgradePlan): string {
   return [
     color.bold(`Plan for ${plan.host}`),
     `  from ${plan.from} to ${color.bold(plan.to)} on ${plan.platform.os}/${plan.platform.arch}`,
-    ...plan.artifacts.map((a) => `  ${a.name}  ${bytes(a.size)}  sha256 ${a.sha256}`),
+    ...plan.artifacts.map((a) => `  ${a.name}  ${bytes(a.size)}\n    sha256 ${a.sha256}`),
     `  checksums.txt signature: ${sig}`,
     `  backup: $DEFENSECLAW_HOME/backups/${plan.backupId}`,
     `  downtime: ${plan.downtimeSteps.join(' → ')}`,

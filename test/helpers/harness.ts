@@ -143,6 +143,25 @@ export class Harness {
     return stdout;
   }
 
+  /** `temporal workflow list --query Q --output json`, parsed. */
+  async listWorkflows(query: string): Promise<Array<{ execution: { workflowId: string }; type: { name: string } }>> {
+    const cli = await temporalCliPath();
+    const args = [
+      'workflow',
+      'list',
+      '--address',
+      this.env.address,
+      '--namespace',
+      this.env.namespace ?? 'default',
+      '--query',
+      query,
+      '--output',
+      'json',
+    ];
+    const { stdout } = await run(cli, args, { maxBuffer: 16 * 1024 * 1024 });
+    return stdout.trim() ? JSON.parse(stdout) : [];
+  }
+
   async close(): Promise<void> {
     for (const h of this.hosts) await h.stopWorker();
     await Promise.all(this.hosts.map((h) => h.sim.cleanup()));
