@@ -61,7 +61,7 @@ describe('bad input: one line, exit 2, nothing contacted, nothing started', () =
     ['path', ['--yes', '--version', '../1.2.3'], /invalid --version/],
     ['shell', ['--yes', '--version', '1.2.3;rm -rf'], /invalid --version/],
     ['health timeout word', ['--yes', '--health-timeout', 'soon'], /--health-timeout must be a whole number/],
-    ['health timeout too large', ['--yes', '--health-timeout', '1000000000'], /healthTimeoutSeconds.*3600/],
+    ['health timeout too large', ['--yes', '--health-timeout', '1000000000'], /--health-timeout must be from 1 to 3600 seconds, got 1000000000/],
     ['policy', ['--yes', '--on-failure', 'explode'], /on-failure/],
     ['unknown flag', ['--yes', '--frobnicate'], /unknown option '--frobnicate'/],
     ['no terminal, no --yes', [], /pass --yes/],

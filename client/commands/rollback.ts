@@ -43,11 +43,13 @@ export function backupIdFromFlag(value: string, backupsRoot: string): string {
   if (path.dirname(resolved) !== path.resolve(backupsRoot)) {
     throw new UsageError(`--backup must be a folder inside ${backupsRoot}, got ${JSON.stringify(value)}`);
   }
+  // The name first: a name that is not a backup's (e.g. one with a NUL) is never handed to lstat.
+  const id = flag(BackupIdSchema, path.basename(resolved), '--backup');
   const st = fs.lstatSync(resolved, { throwIfNoEntry: false });
   if (!st || st.isSymbolicLink() || !st.isDirectory()) {
     throw new UsageError(`--backup ${JSON.stringify(value)} is not a real folder (missing, a file or a symlink)`);
   }
-  return flag(BackupIdSchema, path.basename(resolved), '--backup');
+  return id;
 }
 
 export async function rollbackCommand(flags: RollbackFlags): Promise<number> {
@@ -55,15 +57,9 @@ export async function rollbackCommand(flags: RollbackFlags): Promise<number> {
     flags.backup === undefined
       ? undefined
       : backupIdFromFlag(flags.backup, path.join(loadHostConfig().dataDir, 'backups'));
-  const healthTimeoutSeconds = seconds(flags.healthTimeout, '--health-timeout') ?? LIMITS.healthTimeoutSeconds.default;
-  if (
-    healthTimeoutSeconds < LIMITS.healthTimeoutSeconds.min ||
-    healthTimeoutSeconds > LIMITS.healthTimeoutSeconds.max
-  ) {
-    throw new UsageError(
-      `--health-timeout must be from ${LIMITS.healthTimeoutSeconds.min} to ${LIMITS.healthTimeoutSeconds.max} seconds`,
-    );
-  }
+  const healthTimeoutSeconds =
+    seconds(flags.healthTimeout, '--health-timeout', LIMITS.healthTimeoutSeconds) ??
+    LIMITS.healthTimeoutSeconds.default;
   if (!flags.yes && (!interactiveTerminal() || flags.json)) {
     throw new UsageError('confirming the rollback needs a terminal; pass --yes to roll back without asking');
   }

@@ -27,11 +27,20 @@ export function flag<S extends z.ZodType>(schema: S, value: unknown, name: strin
   }
 }
 
-export function seconds(value: string | undefined, name: string): number | undefined {
+/** A whole number of seconds (within bounds, when given), named after its flag in the error. */
+export function seconds(
+  value: string | undefined,
+  name: string,
+  limits?: { min: number; max: number },
+): number | undefined {
   if (value === undefined) return undefined;
-  if (!/^[0-9]{1,10}$/.test(value))
+  const n = /^[0-9]{1,10}$/.test(value) ? Number(value) : NaN;
+  if (!Number.isInteger(n))
     throw new UsageError(`${name} must be a whole number of seconds, got ${JSON.stringify(value)}`);
-  return Number(value);
+  if (limits && (n < limits.min || n > limits.max)) {
+    throw new UsageError(`${name} must be from ${limits.min} to ${limits.max} seconds, got ${value}`);
+  }
+  return n;
 }
 
 /** The local user, for the audit trail (never a credential). */

@@ -40,7 +40,9 @@ export async function upgradeCommand(flags: UpgradeFlags): Promise<number> {
   const options = flag(
     UpgradeOptionsSchema,
     {
-      healthTimeoutSeconds: seconds(flags.healthTimeout, '--health-timeout') ?? LIMITS.healthTimeoutSeconds.default,
+      healthTimeoutSeconds:
+        seconds(flags.healthTimeout, '--health-timeout', LIMITS.healthTimeoutSeconds) ??
+        LIMITS.healthTimeoutSeconds.default,
       onFailure: flags.onFailure ?? 'rollback',
       requireConfirmation: !flags.yes,
     },
