@@ -117,6 +117,13 @@ async function assertRolledBack(host: HostUnderTest, before: HostSnapshot, r: Up
   assert.equal(await host.sim.venvPackageVersion(), FROM);
   assert.equal(await host.sim.cliVersion(), `defenseclaw ${FROM}`);
   await assertNoStagingLeft(host);
+  // The new Python environment is removed; only the preserved original remains.
+  const venvs = await fs.readdir(path.join(host.sim.dataDir, 'venvs')).catch(() => [] as string[]);
+  assert.deepEqual(
+    venvs.filter((v) => v.startsWith(`${TO}-`)),
+    [],
+    `the ${TO} environment was removed: ${venvs.join(', ')}`,
+  );
 }
 
 async function assertStopped(host: HostUnderTest): Promise<void> {

@@ -15,7 +15,7 @@ import {
 } from './agent.js';
 import { freePort, PortInUseError, preferPort, startDevServer, type DevServer } from './dev-server.js';
 import { loadHostConfig } from './host-config.js';
-import { createHostWorker, installRuntime, runtimeLogger } from './worker.js';
+import { createHostWorker, flushRuntimeLogs, installRuntime, runtimeLogger } from './worker.js';
 
 function parseArgs(argv: string[]): AgentLaunchConfig {
   const i = argv.indexOf('--config');
@@ -28,10 +28,11 @@ function parseArgs(argv: string[]): AgentLaunchConfig {
 
 async function main(): Promise<void> {
   const launch = parseArgs(process.argv.slice(2));
-  installRuntime();
-  const logger = runtimeLogger();
   const hostConfig = loadHostConfig(process.env, launch.hostOverrides);
   const dataDir = hostConfig.dataDir;
+  // Human lines on stderr (agent.log), JSON lines in $DEFENSECLAW_HOME/logs/worker.jsonl.
+  installRuntime({ dataDir, fields: { host: hostConfig.host } });
+  const logger = runtimeLogger();
   const paths = agentPaths(dataDir);
   await ensurePrivateDir(paths.dir);
   await ensurePrivateDir(paths.temporalDir);
@@ -81,6 +82,7 @@ async function main(): Promise<void> {
           : { state: 'stopped', stoppedAt: new Date().toISOString() },
       ).catch(() => undefined);
       logger.info('agent stopped');
+      flushRuntimeLogs();
       process.exit(failed ? 1 : 0);
     })());
 
@@ -141,5 +143,6 @@ async function main(): Promise<void> {
 
 main().catch(async (err: unknown) => {
   process.stderr.write(`agent-main: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  flushRuntimeLogs();
   process.exit(1);
 });

@@ -69,7 +69,9 @@ const Repo = z.string().regex(/^[A-Za-z0-9._-]{1,100}\/[A-Za-z0-9._-]{1,100}$/, 
 const HostPort = z.string().regex(/^[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?$/, 'expected host or host:port');
 
 /** Secrets that must never reach a child process or a log. */
-const SECRET_ENV = ['GITHUB_TOKEN', 'GH_TOKEN', 'TEMPORAL_API_KEY'];
+const SECRET_ENV = ['GITHUB_TOKEN', 'GH_TOKEN', 'TEMPORAL_API_KEY', 'TEMPORAL_TLS_CLIENT_KEY_DATA'];
+/** gRPC metadata for Temporal (env-config) may carry credentials too (e.g. an authorization header). */
+const isSecretEnv = (k: string) => SECRET_ENV.includes(k) || k.startsWith('TEMPORAL_GRPC_META_');
 
 export interface HostConfigOverrides {
   host?: string;
@@ -126,7 +128,7 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
   const token = (env.GITHUB_TOKEN || env.GH_TOKEN || '').trim() || undefined;
   const commandEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
-    if (v !== undefined && !SECRET_ENV.includes(k)) commandEnv[k] = v;
+    if (v !== undefined && !isSecretEnv(k)) commandEnv[k] = v;
   }
   commandEnv.HOME = homeDir;
   commandEnv.DEFENSECLAW_HOME = dataDir;

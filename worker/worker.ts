@@ -5,10 +5,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
+import type { LogLevel, Logger } from '@temporalio/common';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import {
-  DefaultLogger,
   NativeConnection,
   Runtime,
   Worker,
@@ -17,6 +16,15 @@ import {
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
+import {
+  LOG_LEVELS,
+  Scrubber,
+  collectSecrets,
+  createWorkerLogger,
+  logDirFor,
+  parseLogLevel,
+  type WorkerLogger,
+} from './logging.js';
 
 /** dist/ (this file is dist/worker/worker.js once compiled). */
 export const DIST_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -70,9 +78,22 @@ export function resolveWorkflowCode(
   );
 }
 
-/** The Runtime's logger (what the SDK, workflows and activities log through). */
+/**
+ * The logger for this process's own lines: the one installRuntime installed, used directly (the
+ * Runtime's own logger holds entries ~100 ms to order them with core's, so a line logged just
+ * before process.exit would be lost), else the Runtime's.
+ */
 export function runtimeLogger(): Logger {
-  return Runtime.instance().logger;
+  return installedLogger ?? Runtime.instance().logger;
+}
+
+/** Writes out the SDK's buffered log entries (workflow, activity, core); call before process.exit. */
+export function flushRuntimeLogs(): void {
+  try {
+    Runtime._instance?.flushLogs();
+  } catch {
+    // nothing to flush
+  }
 }
 
 /** Creates this host's worker; call run() on it (or use runWorkerForeground). */
@@ -85,6 +106,7 @@ export async function createHostWorker(opts: HostWorkerOptions): Promise<Worker>
     ...describeHostConfig(hostConfig),
     namespace: opts.namespace,
     workflows: 'workflowBundle' in code ? code.workflowBundle.codePath : code.workflowsPath,
+    logFile: runtimeLogFile(),
   });
   return Worker.create({
     connection: opts.connection,
@@ -94,44 +116,76 @@ export async function createHostWorker(opts: HostWorkerOptions): Promise<Worker>
     activities,
     ...code,
     shutdownGraceTime: opts.shutdownGraceTime ?? '10s',
+    // A workflow task waits this long for this (sticky) worker before any worker may take it. The
+    // default 10 s stalls a run for 10 s more after its worker was killed (even inside the downtime
+    // window); a live worker answers its sticky queue in milliseconds.
+    stickyQueueScheduleToStartTimeout: '2s',
   });
 }
 
-const LEVELS: LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
-
-function logLevelFrom(env: NodeJS.ProcessEnv): LogLevel {
-  const v = (env.DEFENSECLAW_LOG_LEVEL ?? '').toUpperCase();
-  return (LEVELS as string[]).includes(v) ? (v as LogLevel) : 'INFO';
+export interface InstallRuntimeOptions {
+  /** Terminal level (default DEFENSECLAW_LOG_LEVEL, else INFO). */
+  level?: LogLevel;
+  /** Where the human lines go (default: stderr). */
+  write?: (line: string) => void;
+  /**
+   * This host's data directory: JSON lines go to <dataDir>/logs/worker.jsonl, and the gateway
+   * token and device.key found there are scrubbed from every entry. Without it (and without
+   * logDir) the Runtime logs to the terminal only.
+   */
+  dataDir?: string;
+  /** The JSON lines directory (default <dataDir>/logs). */
+  logDir?: string;
+  /** File level (default DEFENSECLAW_LOG_FILE_LEVEL, else DEBUG: every activity's start and end). */
+  fileLevel?: LogLevel;
+  /** Rotation cap of the file (default 10 MiB, 5 rotated files kept). */
+  maxBytes?: number;
+  /** Added to every JSON record (e.g. { host }). */
+  fields?: Record<string, unknown>;
+  /** Secrets to scrub besides the ones read from env and dataDir. */
+  secrets?: string[];
+  /** Environment for the levels and the credentials to scrub (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
-function formatMeta(meta: LogMetadata | undefined): string {
-  if (!meta) return '';
-  const shown: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(meta)) if (v !== undefined && k !== 'sdkComponent') shown[k] = v;
-  const s = Object.keys(shown).length ? JSON.stringify(shown) : '';
-  return s ? ` ${s}` : '';
+let installedLogger: WorkerLogger | undefined;
+
+/** The JSON lines file the Runtime's logger writes, when installRuntime set one up. */
+export function runtimeLogFile(): string | undefined {
+  return installedLogger?.logFile;
 }
 
 /**
- * Installs the process's Temporal Runtime with one-line-per-entry logs on stderr (core logs
- * forwarded into the same stream) and no signal handling of its own: the caller owns shutdown.
- * Returns the existing Runtime unchanged when one was already created.
+ * Installs the process's Temporal Runtime with a logger that writes one human line per entry on
+ * stderr and, given a data or log directory, one scrubbed JSON object per line to
+ * <dataDir>/logs/worker.jsonl (core logs forwarded into both), and no signal handling of its own:
+ * the caller owns shutdown. Returns the existing Runtime unchanged when one was already created.
  */
-export function installRuntime(opts: { level?: LogLevel; write?: (line: string) => void } = {}): Runtime {
+export function installRuntime(opts: InstallRuntimeOptions = {}): Runtime {
   if (Runtime._instance) return Runtime._instance;
-  const level = opts.level ?? logLevelFrom(process.env);
-  const write = opts.write ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const logger = new DefaultLogger(level, (entry) => {
-    const when = new Date(Number(entry.timestampNanos / 1_000_000n)).toISOString();
-    write(`${when} ${entry.level.padEnd(5)} ${entry.message}${formatMeta(entry.meta)}`);
+  const env = opts.env ?? process.env;
+  const level = opts.level ?? parseLogLevel(env.DEFENSECLAW_LOG_LEVEL, 'INFO');
+  const logDir = opts.logDir ?? (opts.dataDir ? logDirFor(opts.dataDir) : undefined);
+  const fileLevel = opts.fileLevel ?? parseLogLevel(env.DEFENSECLAW_LOG_FILE_LEVEL, 'DEBUG');
+  const scrubber = new Scrubber([...collectSecrets({ env, dataDir: opts.dataDir }), ...(opts.secrets ?? [])]);
+  const logger = createWorkerLogger({
+    level,
+    write: opts.write,
+    scrubber,
+    fields: { pid: process.pid, ...opts.fields },
+    file: logDir ? { dir: logDir, level: fileLevel, maxBytes: opts.maxBytes } : undefined,
   });
-  return Runtime.install({
+  installedLogger = logger;
+  const finest = logger.logFile && LOG_LEVELS.indexOf(fileLevel) < LOG_LEVELS.indexOf(level) ? fileLevel : level;
+  const runtime = Runtime.install({
     logger,
     shutdownSignals: [],
     telemetryOptions: {
-      logging: { filter: { core: level === 'TRACE' ? 'DEBUG' : 'WARN', other: 'ERROR' }, forward: {} },
+      logging: { filter: { core: finest === 'TRACE' ? 'DEBUG' : 'WARN', other: 'ERROR' }, forward: {} },
     },
   });
+  if (logger.logFile) logger.debug(`JSON logs in ${logger.logFile}`, { secretsScrubbed: scrubber.size });
+  return runtime;
 }
 
 /** Connection options for a remote cluster from env-config (TEMPORAL_ADDRESS, TLS, API key, profile). */
@@ -209,9 +263,9 @@ export interface ForegroundWorkerOptions {
  */
 export async function runWorkerForeground(opts: ForegroundWorkerOptions = {}): Promise<void> {
   const env = opts.env ?? process.env;
-  installRuntime();
-  const logger = runtimeLogger();
   const hostConfig = loadHostConfig(env, opts.hostOverrides);
+  installRuntime({ env, dataDir: hostConfig.dataDir, fields: { host: hostConfig.host } });
+  const logger = runtimeLogger();
   const target = workerConnectionOptions(env, { address: opts.address, namespace: opts.namespace });
   const connection = await connectWorker(target.options as NativeConnectionOptions & { address: string });
   let signals = 0;
@@ -257,5 +311,6 @@ export async function runWorkerForeground(opts: ForegroundWorkerOptions = {}): P
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await connection.close().catch(() => undefined);
+    flushRuntimeLogs();
   }
 }

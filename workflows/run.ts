@@ -10,6 +10,7 @@ import {
   TemporalFailure,
   condition,
   isCancellation,
+  log,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
@@ -169,6 +170,16 @@ export class HostRun {
    * with the result attached (the client and a fleet parent read it from the failure details).
    */
   finish(result: UpgradeResult): UpgradeResult {
+    // The audit line of the worker's JSON log (workflowId and runId come with the workflow logger).
+    log.info(`${this.kind} ${this.host} finished: ${result.outcome}`, {
+      host: this.host,
+      from: result.from,
+      to: result.to,
+      outcome: result.outcome,
+      backupId: result.backupId,
+      artifacts: result.artifacts.map((a) => `${a.name} sha256:${a.sha256}`),
+      failedStep: result.failure?.step,
+    });
     if (result.ok) return result;
     throw ApplicationFailure.create({
       type: result.outcome,

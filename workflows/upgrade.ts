@@ -9,7 +9,7 @@
  * after it is compensated according to `onFailure` (default: roll back to the backup and prove
  * the old gateway healthy again; if that fails too, leave the gateway stopped and say so).
  */
-import { ApplicationFailure, CancellationScope, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched, workflowInfo } from '@temporalio/workflow';
 import { compensating, heartbeating, network, quick } from './activities.js';
 import { timestampId } from './clock.js';
 import { discardVenv as discard, recover } from './recover.js';
@@ -72,7 +72,13 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
       quick.createStaging.executeWithOptions(o, [{ runId: workflowInfo().runId }]),
     );
     stagingId = staging.stagingId;
-    const staged = await prepare(run, { to, platform, stagingId: staging.stagingId, signed: release.signed });
+    const staged = await prepare(run, {
+      to,
+      platform,
+      stagingId: staging.stagingId,
+      signed: release.signed,
+      assets: release.assets,
+    });
     venvId = staged.venvId;
 
     // 5. Plan, and confirm unless --yes.
@@ -116,6 +122,15 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
         heartbeating.stopGateway.executeWithOptions(o, []),
       );
 
+      // Added after the first release: runs recorded before it replay without this undo. It unwinds
+      // last, once the previous environment is live again.
+      if (patched('discard-new-venv-on-rollback')) {
+        undo.add('remove the new Python environment', () =>
+          compensating.discardVenv.executeWithOptions({ summary: 'rollback: remove new Python environment' }, [
+            { venvId: staged.venvId },
+          ]),
+        );
+      }
       undo.add('put the previous gateway binary back', () =>
         compensating.restoreGateway.executeWithOptions({ summary: 'rollback: restore defenseclaw-gateway' }, [
           { backupId },
@@ -191,10 +206,13 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
   }
 }
 
+/** An asset's size as the release JSON declares it. */
+type ArtifactSize = { name: string; size: number };
+
 /** Steps 3–4: pre-flight, downloads checked against checksums.txt, signature, staging. */
 async function prepare(
   run: HostRun,
-  a: { to: string; platform: Platform; stagingId: string; signed: boolean },
+  a: { to: string; platform: Platform; stagingId: string; signed: boolean; assets: ArtifactSize[] },
 ): Promise<{ gatewaySha256: string; venvId: string }> {
   const gatewayName = `defenseclaw_${a.to}_${a.platform.os}_${a.platform.arch}.tar.gz`;
   const wheelName = `defenseclaw-${a.to}-py3-none-any.whl`;
@@ -205,7 +223,9 @@ async function prepare(
     ...(a.signed ? ['checksums.txt.sig', 'checksums.txt.pem'] : []),
   ];
   const sizes = await run.step('preflight', `HEAD ${names.length} release assets`, (o) =>
-    network.preflight.executeWithOptions(o, [{ version: a.to, platform: a.platform, names }]),
+    network.preflight.executeWithOptions(o, [
+      { version: a.to, platform: a.platform, names, declared: a.assets.filter((x) => names.includes(x.name)) },
+    ]),
   );
   for (const { name, size } of sizes) {
     const verify = !name.startsWith('checksums.txt');

@@ -2,7 +2,6 @@
  * `history`: past upgrades and rollbacks from Temporal's visibility store. The query is built
  * only from validated values (host names, versions), never from raw input.
  */
-import Table from 'cli-table3';
 import {
   HostNameSchema,
   SEARCH_ATTRIBUTES,
@@ -12,7 +11,7 @@ import {
 } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { UsageError } from '../errors.js';
-import { color, duration } from '../render/format.js';
+import { color } from '../render/format.js';
 import { uiLink } from '../temporal.js';
 import { flag } from './shared.js';
 
@@ -91,27 +90,50 @@ export async function historyCommand(flags: HistoryFlags): Promise<number> {
   }
 }
 
-/** A table that fits 80 columns, then each run's workflow ID and UI link on a line of its own. */
+const WIDTH = 80;
+
+/** Pads or cuts a plain string to exactly `width` columns (cut with an ellipsis). */
+function fit(text: string, width: number, align: 'left' | 'right' = 'left'): string {
+  const chars = [...text];
+  if (chars.length > width) return `${chars.slice(0, Math.max(0, width - 1)).join('')}…`;
+  const pad = ' '.repeat(width - chars.length);
+  return align === 'right' ? pad + text : text + pad;
+}
+
+/**
+ * A borderless table that fits 80 columns (host names are cut to fit, with an ellipsis), then
+ * each run's workflow ID, run ID and UI link on lines of their own. How long a run took is in
+ * `--json` and `show`.
+ */
 export function renderHistory(rows: HistoryRow[]): string {
-  const table = new Table({
-    head: ['#', 'started (UTC)', 'host', 'kind', 'from → to', 'outcome', 'took'],
-    colWidths: [4, 18, 14, 10, 17, 16, 10],
-    style: { head: [], border: [], compact: true },
-  });
-  rows.forEach((r, i) => {
-    const paint = r.status === 'Completed' ? color.green : r.status === 'Running' ? color.cyan : color.red;
-    table.push([
-      `${i + 1}`,
-      r.startTime.slice(0, 16).replace('T', ' '),
-      (r.host ?? '').slice(0, 16),
-      r.type,
-      `${r.from ?? '?'} → ${r.to ?? '?'}`,
-      paint(r.outcome.slice(0, 16)),
-      duration(r.durationMs),
+  const num = String(rows.length).length;
+  const fixed = { started: 16, kind: 8, versions: 15, outcome: 16 };
+  const gaps = 2 * 5;
+  const host = WIDTH - gaps - num - fixed.started - fixed.kind - fixed.versions - fixed.outcome;
+  const line = (cells: string[]) => cells.join('  ').trimEnd();
+  const head = line([
+    fit('#', num, 'right'),
+    fit('started (UTC)', fixed.started),
+    fit('host', host),
+    fit('kind', fixed.kind),
+    fit('from → to', fixed.versions),
+    'outcome',
+  ]);
+  const body = rows.map((r, i) => {
+    const paint = r.status === 'COMPLETED' ? color.green : r.status === 'RUNNING' ? color.cyan : color.red;
+    return line([
+      fit(String(i + 1), num, 'right'),
+      fit(r.startTime.slice(0, 16).replace('T', ' '), fixed.started),
+      fit(r.host ?? '', host),
+      fit(r.type, fixed.kind),
+      fit(`${r.from ?? '?'} → ${r.to ?? '?'}`, fixed.versions),
+      paint(fit(r.outcome, fixed.outcome).trimEnd()),
     ]);
   });
   const refs = rows.map((r, i) =>
-    color.dim(`${String(i + 1).padStart(3)}  ${r.workflowId}  ${r.runId}${r.ui ? `\n     ${r.ui}` : ''}`),
+    color.dim(
+      `${String(i + 1).padStart(num)}  ${r.workflowId}  ${r.runId}${r.ui ? `\n${' '.repeat(num + 2)}${r.ui}` : ''}`,
+    ),
   );
-  return `${table.toString()}\n${refs.join('\n')}`;
+  return [color.bold(head), ...body, '', ...refs].join('\n');
 }

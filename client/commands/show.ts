@@ -96,13 +96,13 @@ export async function showCommand(workflowId: string, flags: { runId?: string; j
       );
       return 0;
     }
-    process.stdout.write(
-      `${color.bold(workflowId)}  ${d.type}  ${d.status.name}  started ${d.startTime.toISOString()}\n`,
-    );
+    process.stdout.write(`${color.bold(workflowId)}  ${d.type}  ${d.status.name}\n`);
+    process.stdout.write(`started ${d.startTime.toISOString()}  run ${d.runId}\n`);
+    // 47 + 10 + 7 + 11 columns and 5 borders: 80.
     const table = new Table({
       head: ['step', 'took', 'tries', 'result'],
       style: { head: [], border: [], compact: true },
-      colWidths: [44, 9, 6, 19],
+      colWidths: [47, 10, 7, 11],
       wordWrap: true,
     });
     for (const s of steps) {
@@ -116,10 +116,31 @@ export async function showCommand(workflowId: string, flags: { runId?: string; j
       if (s.error) table.push([{ colSpan: 4, content: color.red(`  ${s.error}`), wordWrap: true }]);
     }
     process.stdout.write(`${table.toString()}\n`);
-    if (result) process.stdout.write(`${result.outcome.toUpperCase()} ${result.message}\n`);
+    if (result) process.stdout.write(`${wrap(`${result.outcome.toUpperCase()} ${result.message}`, 80)}\n`);
     if (ui) process.stdout.write(`Temporal UI: ${ui}\n`);
     return 0;
   } finally {
     await target.close();
   }
+}
+
+/** Wraps text at spaces to `width` columns (a longer word, e.g. a path, stays whole on its line). */
+export function wrap(text: string, width: number): string {
+  if (text.includes('\n'))
+    return text
+      .split('\n')
+      .map((t) => wrap(t, width))
+      .join('\n');
+  const lines: string[] = [];
+  let cur = '';
+  for (const word of text.split(/ +/)) {
+    if (cur && [...cur].length + 1 + [...word].length > width) {
+      lines.push(cur);
+      cur = word;
+    } else {
+      cur = cur ? `${cur} ${word}` : word;
+    }
+  }
+  if (cur) lines.push(cur);
+  return lines.join('\n');
 }

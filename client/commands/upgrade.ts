@@ -75,7 +75,7 @@ export async function upgradeCommand(flags: UpgradeFlags): Promise<number> {
           `**Target:** ${version ?? 'latest release'}`,
           `**Requested by:** ${input.requestedBy}`,
           `**On failure:** ${options.onFailure}; health timeout ${options.healthTimeoutSeconds} s`,
-          `**Confirmation:** ${options.requireConfirmation ? 'asked before any change' : '--yes'}`,
+          `**Confirmation:** ${options.requireConfirmation ? 'asked before any change' : 'skipped (`--yes`)'}`,
         ].join('\n'),
         typedSearchAttributes: [
           { key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.host, 'KEYWORD'), value: target.host },
