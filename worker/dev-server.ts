@@ -344,7 +344,10 @@ const GRPC_ALREADY_EXISTS = 6;
  * Registers the project's Keyword search attributes on an existing cluster (idempotent): the ones
  * already there are left alone, "already exists" races are ignored. Returns the names it added.
  */
-export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+export async function ensureSearchAttributes(
+  connection: Pick<Connection, 'operatorService'>,
+  namespace: string,
+): Promise<string[]> {
   const wanted = Object.values(SEARCH_ATTRIBUTES) as string[];
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const have = new Set([

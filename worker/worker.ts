@@ -15,6 +15,8 @@ import {
   type WorkerOptions,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
+import { ensureSearchAttributes } from './dev-server.js';
 import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
 import {
   LOG_LEVELS,
@@ -268,6 +270,16 @@ export async function runWorkerForeground(opts: ForegroundWorkerOptions = {}): P
   const logger = runtimeLogger();
   const target = workerConnectionOptions(env, { address: opts.address, namespace: opts.namespace });
   const connection = await connectWorker(target.options as NativeConnectionOptions & { address: string });
+  // A cluster that lacks the project's search attributes would fail every run's first workflow
+  // task; register them when this identity may (Temporal Cloud manages them in its console).
+  try {
+    const added = await ensureSearchAttributes(connection, target.namespace);
+    if (added.length) logger.info(`registered search attributes ${added.join(', ')} in ${target.namespace}`);
+  } catch (err) {
+    logger.warn(
+      `could not check or register the search attributes (${Object.values(SEARCH_ATTRIBUTES).join(', ')}, Keyword) in ${target.namespace}: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}; register them with \`temporal operator search-attribute create\` or in Temporal Cloud`,
+    );
+  }
   let signals = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     signals += 1;
