@@ -53,13 +53,26 @@ function downloadUrl(config: HostConfig, version: string, name: string): string 
 
 const CreateStagingInput = z.object({ runId: z.string().regex(/^[A-Za-z0-9-]{1,64}$/) }).strict();
 
-/** Activity: a new private staging folder (0700) for one run, inside the data directory. */
+/**
+ * Activity: the private staging folder (0700) of one run, inside the data directory. Named after
+ * the run, so that a retried attempt (the worker died after creating it, before its result was
+ * recorded) finds the same folder instead of leaking another one.
+ */
 export async function createStaging(config: HostConfig, rawInput: unknown): Promise<{ stagingId: string }> {
   const { runId } = validated(CreateStagingInput, rawInput, 'createStaging');
   await ensureRealDir(config.dataDir, stagingRoot(config));
-  const dir = await fs.mkdtemp(path.join(stagingRoot(config), `${runId.slice(0, 36)}-`));
+  const stagingId = `staging-${runId}`;
+  const dir = inside(stagingRoot(config), stagingId);
+  try {
+    await fs.mkdir(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const st = await lstatOrUndefined(dir);
+    if (!st?.isDirectory() || st.isSymbolicLink())
+      throw refuse(FailureType.UnsafePath, `staging folder ${stagingId} exists and is not a real folder`);
+  }
   await fs.chmod(dir, 0o700);
-  return { stagingId: path.basename(dir) };
+  return { stagingId };
 }
 
 const RemoveStagingInput = z.object({ stagingId: STAGING_ID }).strict();
@@ -77,10 +90,22 @@ export async function removeStaging(config: HostConfig, rawInput: unknown): Prom
 // ------------------------------------------------------------------ pre-flight
 
 const PreflightInput = z
-  .object({ version: VersionSchema, platform: PlatformSchema, names: z.array(z.string().max(256)).min(1).max(8) })
+  .object({
+    version: VersionSchema,
+    platform: PlatformSchema,
+    names: z.array(z.string().max(256)).min(1).max(8),
+    /** The sizes the release JSON declares for these assets: a HEAD that answers another size is refused. */
+    declared: z
+      .array(z.object({ name: z.string().max(256), size: z.number().int().nonnegative() }).strict())
+      .max(8)
+      .optional(),
+  })
   .strict();
 
-/** Activity: HEAD every asset the run needs; answers their sizes. Nothing is written. */
+/**
+ * Activity: HEAD every asset the run needs; answers their sizes. Nothing is written. A release
+ * without checksums.txt is refused unless the host allows it (then checksums.txt is left out).
+ */
 export async function preflight(config: HostConfig, rawInput: unknown): Promise<Array<{ name: string; size: number }>> {
   const input = validated(PreflightInput, rawInput, 'preflight');
   const n = assetNames(input.version);
@@ -107,6 +132,18 @@ export async function preflight(config: HostConfig, rawInput: unknown): Promise<
       throw new Error(`pre-flight of ${name} failed: ${describeHttpError(err, url)}`);
     }
     await res.body.dump();
+    if (res.status === 404 && name === n.checksums) {
+      if (!config.allowMissingChecksums) {
+        throw refuse(
+          FailureType.ChecksumsMissing,
+          `pre-flight: the release has no checksums.txt; refusing downloads that cannot be verified (HTTP 404)`,
+        );
+      }
+      activityContext()?.log.warn(
+        `NOT VERIFIED: release ${input.version} has no checksums.txt and this host allows missing checksums (DEFENSECLAW_ALLOW_MISSING_CHECKSUMS=1)`,
+      );
+      continue;
+    }
     if (res.status === 404)
       throw refuse(FailureType.NotFound, `pre-flight: ${name} is missing from release ${input.version} (HTTP 404)`);
     if (res.status !== 200) throw new Error(`pre-flight: ${name} answered HTTP ${res.status}`);
@@ -116,6 +153,15 @@ export async function preflight(config: HostConfig, rawInput: unknown): Promise<
       throw refuse(
         FailureType.TooLarge,
         `pre-flight: ${name} is ${size} bytes, over the ${config.http.maxArtifactBytes}-byte cap`,
+      );
+    }
+    const declared = input.declared?.find((d) => d.name === name);
+    if (input.declared && declared?.size !== size) {
+      throw refuse(
+        declared && size > declared.size ? FailureType.TooLarge : FailureType.InvalidInput,
+        declared
+          ? `pre-flight: ${name} is ${size} bytes but the release declares ${declared.size}; refused`
+          : `pre-flight: ${name} is not listed in release ${input.version}; refused`,
       );
     }
     out.push({ name, size });

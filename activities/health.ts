@@ -66,7 +66,8 @@ export async function readGatewayApi(config: HostConfig): Promise<{ port: number
   const file = path.join(config.dataDir, 'config.yaml');
   let parsed: unknown = {};
   try {
-    parsed = YAML.parse(await fs.readFile(file, 'utf8'), { maxAliasCount: 100 }) ?? {};
+    // logLevel silent: yaml's warnings quote the source (the token's line) on stderr.
+    parsed = YAML.parse(await fs.readFile(file, 'utf8'), { maxAliasCount: 100, logLevel: 'silent' }) ?? {};
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw refuse(FailureType.InvalidInput, 'config.yaml is not valid YAML; cannot find the gateway API port');

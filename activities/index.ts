@@ -28,8 +28,12 @@ export function createActivities(config: HostConfig) {
     readInstalledVersion: () => gateway.readInstalledVersion(config),
     detectPlatform,
     createStaging: (input: { runId: string }) => artifacts.createStaging(config, input),
-    preflight: (input: { version: string; platform: { os: string; arch: string }; names: string[] }) =>
-      artifacts.preflight(config, input),
+    preflight: (input: {
+      version: string;
+      platform: { os: string; arch: string };
+      names: string[];
+      declared?: Array<{ name: string; size: number }>;
+    }) => artifacts.preflight(config, input),
     downloadArtifact: (input: { version: string; stagingId: string; name: string; size: number; verify: boolean }) =>
       artifacts.downloadArtifact(config, input),
     verifySignature: (input: { version: string; stagingId: string; signed: boolean }) =>

@@ -82,6 +82,16 @@ export function parseRelease(json: unknown, requested?: string): ResolvedRelease
   if (r.data.draft || (!requested && r.data.prerelease)) {
     throw refuse(FailureType.InvalidInput, `release ${tag} is a draft or prerelease`);
   }
+  // An asset name that is a path (GitHub never publishes one) means the server is hostile.
+  const pathLike = r.data.assets.find(
+    (a) => /[/\\]/.test(a.name) || a.name === '.' || a.name === '..' || [...a.name].some((c) => c < ' '),
+  );
+  if (pathLike) {
+    throw refuse(
+      FailureType.InvalidInput,
+      `release ${tag} lists an asset name ${JSON.stringify(pathLike.name.slice(0, 80))} that is a path; refusing the release`,
+    );
+  }
   const assets = r.data.assets.filter((a) => isExpectedAssetName(tag, a.name));
   const names = new Set(assets.map((a) => a.name));
   const n = assetNames(tag);

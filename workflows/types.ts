@@ -37,7 +37,14 @@ export class InvalidInputError extends Error {
 }
 
 function describe(value: unknown): string {
-  const s = typeof value === 'string' ? value : String(value);
+  let s: string;
+  try {
+    s = typeof value === 'string' ? value : String(value);
+  } catch {
+    // e.g. {"toString": 0} from a hostile JSON payload: String() throws a TypeError, which would
+    // fail the workflow task (retried forever) instead of refusing the input.
+    s = Object.prototype.toString.call(value);
+  }
   return JSON.stringify(s.length > 40 ? `${s.slice(0, 40)}…` : s);
 }
 
