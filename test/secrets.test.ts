@@ -26,7 +26,6 @@ import { describeHostConfig, loadHostConfig } from '../worker/host-config.js';
 import type { UpgradeResult } from '../workflows/types.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 import { Harness, type HostUnderTest } from './helpers/harness.js';
-import { startTestEnvironment } from './helpers/temporal.js';
 
 // Every entry the worker logs (the SDK, workflows and activities all log through the Runtime),
 // written out in full: message, metadata, and errors with their message, stack, cause and
@@ -122,13 +121,9 @@ before(async () => {
   dir = await fs.mkdtemp(path.join(os.tmpdir(), 'dc-secrets-'));
   dbFile = path.join(dir, 'temporal.sqlite');
   // The release API refuses calls without the token: the runs below prove the worker sent it.
-  [env, releases] = await Promise.all([
-    startTestEnvironment({ dbFilename: dbFile }),
-    startReleaseServer({ requireToken: GITHUB_TOKEN }),
-  ]);
-  // Harness.start() has no dbFilename option: the same harness, on this environment.
-  const HarnessOn = Harness as unknown as new (e: TestWorkflowEnvironment, r: ReleaseServer) => Harness;
-  h = new HarnessOn(env, releases);
+  h = await Harness.start({ requireToken: GITHUB_TOKEN }, { dbFilename: dbFile });
+  env = h.env;
+  releases = h.releases;
 });
 
 after(async () => {

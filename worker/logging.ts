@@ -142,7 +142,7 @@ export function gatewayTokenFrom(dataDir: string): string | undefined {
   const raw = readSmallFile(path.join(dataDir, 'config.yaml'))?.toString('utf8');
   if (!raw) return undefined;
   try {
-    const doc = YAML.parse(raw) as { gateway?: { token?: unknown } } | null;
+    const doc = YAML.parse(raw, { maxAliasCount: 100, logLevel: 'silent' }) as { gateway?: { token?: unknown } } | null;
     const t = doc?.gateway?.token;
     if (typeof t === 'string' || typeof t === 'number') return String(t);
   } catch {

@@ -50,8 +50,12 @@ export class Harness {
     readonly releases: ReleaseServer,
   ) {}
 
-  static async start(releaseOpts: StartReleaseServerOptions = {}): Promise<Harness> {
-    const [env, releases] = await Promise.all([startTestEnvironment(), startReleaseServer(releaseOpts)]);
+  /** A dev server (in memory, or on `dbFilename` to inspect the store) and a release server. */
+  static async start(
+    releaseOpts: StartReleaseServerOptions = {},
+    temporal: { dbFilename?: string } = {},
+  ): Promise<Harness> {
+    const [env, releases] = await Promise.all([startTestEnvironment(temporal), startReleaseServer(releaseOpts)]);
     return new Harness(env, releases);
   }
 
