@@ -119,7 +119,10 @@ export async function startGateway(config: HostConfig, rawInput: unknown): Promi
   });
   if (r.exitCode !== 0) {
     if (await statusRunning(config)) return { alreadyRunning: true };
-    throw refuse(FailureType.CommandFailed, `defenseclaw-gateway start failed (exit ${r.exitCode}): ${lastLine(r.output)}`);
+    throw refuse(
+      FailureType.CommandFailed,
+      `defenseclaw-gateway start failed (exit ${r.exitCode}): ${lastLine(r.output)}`,
+    );
   }
   return { alreadyRunning: false };
 }

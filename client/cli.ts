@@ -13,6 +13,7 @@ import { rollbackCommand } from './commands/rollback.js';
 import { showCommand } from './commands/show.js';
 import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
+import { registerFleetCommands } from './commands/fleet.js';
 import { exitCodeOf, oneLine } from './errors.js';
 
 export const TOOL_VERSION = '0.1.0';
@@ -154,6 +155,7 @@ export function buildProgram(): Command {
       return 0;
     }),
   );
+  registerFleetCommands(program);
   return program;
 }
 

@@ -42,7 +42,8 @@ let host: SimHost;
 let env: Record<string, string>;
 
 before(async () => {
-  releases = await startReleaseServer({ throttleBytesPerSec: 16 * 1024 });
+  // Slow downloads (about 9 s per upgrade) keep the first upgrade running while a second CLI attaches.
+  releases = await startReleaseServer({ throttleBytesPerSec: 1024 });
   host = await createSimHost({ version: '0.3.0' });
   env = { ...host.env, ...releases.env(), DEFENSECLAW_HOST: 'cli-host', NO_COLOR: '1' };
   if (process.env.TEMPORAL_CLI_PATH) env.TEMPORAL_CLI_PATH = process.env.TEMPORAL_CLI_PATH;
@@ -61,7 +62,11 @@ describe('bad input: one line, exit 2, nothing contacted, nothing started', () =
     ['path', ['--yes', '--version', '../1.2.3'], /invalid --version/],
     ['shell', ['--yes', '--version', '1.2.3;rm -rf'], /invalid --version/],
     ['health timeout word', ['--yes', '--health-timeout', 'soon'], /--health-timeout must be a whole number/],
-    ['health timeout too large', ['--yes', '--health-timeout', '1000000000'], /--health-timeout must be from 1 to 3600 seconds, got 1000000000/],
+    [
+      'health timeout too large',
+      ['--yes', '--health-timeout', '1000000000'],
+      /--health-timeout must be from 1 to 3600 seconds, got 1000000000/,
+    ],
     ['policy', ['--yes', '--on-failure', 'explode'], /on-failure/],
     ['unknown flag', ['--yes', '--frobnicate'], /unknown option '--frobnicate'/],
     ['no terminal, no --yes', [], /pass --yes/],
@@ -135,6 +140,7 @@ describe('a real upgrade through the local agent', () => {
     // The same command again attaches to the running workflow and reports its end.
     const second = await cli(['--yes', '--version', '0.3.1', '--json'], env);
     assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /An upgrade of cli-host is already running; attaching to it/);
     const result = JSON.parse(second.stdout);
     assert.equal(result.outcome, 'upgraded');
     assert.equal(result.to, '0.3.1');
@@ -155,7 +161,7 @@ describe('a real upgrade through the local agent', () => {
     const again = await cli(['--yes', '--version', '0.3.1'], env);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /ALREADY-CURRENT .*already runs DefenseClaw 0\.3\.1/);
-    assert.doesNotMatch(again.stdout + again.stderr, /\x1b\[/, 'no colours with NO_COLOR');
+    assert.ok(!(again.stdout + again.stderr).includes('\u001b['), 'no colours with NO_COLOR');
   });
 
   it('backups lists the upgrade backup; rollback --yes restores it', async () => {

@@ -8,19 +8,12 @@ import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
 import { compensating, heartbeating, quick } from './activities.js';
 import { timestampId } from './clock.js';
 import { recover } from './recover.js';
-import { HostRun, failureText } from './run.js';
+import { HostRun, failureText, validateInput } from './run.js';
 import { Saga } from './saga.js';
-import {
-  InvalidInputError,
-  RollbackInputSchema,
-  parseWith,
-  type RollbackInput,
-  type UpgradeResult,
-  type ValidRollbackInput,
-} from './types.js';
+import { RollbackInputSchema, type RollbackInput, type UpgradeResult } from './types.js';
 
 export async function rollbackHost(rawInput: RollbackInput): Promise<UpgradeResult> {
-  const input = validate(rawInput);
+  const input = validateInput(RollbackInputSchema, rawInput);
   const { host } = input;
   const run = new HostRun('rollback', host);
   let stopped = false;
@@ -132,14 +125,5 @@ export async function rollbackHost(rawInput: RollbackInput): Promise<UpgradeResu
         },
       ),
     );
-  }
-}
-
-function validate(raw: unknown): ValidRollbackInput {
-  try {
-    return parseWith(RollbackInputSchema, raw, 'input');
-  } catch (err) {
-    if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput');
-    throw err;
   }
 }

@@ -17,8 +17,11 @@ import {
 } from '@temporalio/workflow';
 import { workflowTime } from './clock.js';
 import { confirmUpdate, progressQuery } from './definitions.js';
+import type { z } from 'zod';
 import {
+  InvalidInputError,
   SEARCH_ATTRIBUTES,
+  parseWith,
   type ArtifactInfo,
   type ConfirmAnswer,
   type Phase,
@@ -208,6 +211,16 @@ export function failureType(err: unknown): string | undefined {
   let e: unknown = err;
   while (e instanceof ActivityFailure && e.cause) e = e.cause;
   return e instanceof ApplicationFailure ? (e.type ?? undefined) : undefined;
+}
+
+/** A workflow's input through its schema; a refusal fails the run at once (never a retried task). */
+export function validateInput<S extends z.ZodType>(schema: S, raw: unknown): z.output<S> {
+  try {
+    return parseWith(schema, raw, 'input');
+  } catch (err) {
+    if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput');
+    throw err;
+  }
 }
 
 export { isCancellation };

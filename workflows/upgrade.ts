@@ -13,23 +13,20 @@ import { ApplicationFailure, CancellationScope, isCancellation, patched, workflo
 import { compensating, heartbeating, network, quick } from './activities.js';
 import { timestampId } from './clock.js';
 import { discardVenv as discard, recover } from './recover.js';
-import { HostRun, failureText } from './run.js';
+import { HostRun, failureText, validateInput } from './run.js';
 import { Saga } from './saga.js';
 import {
-  InvalidInputError,
   UpgradeInputSchema,
   compareVersions,
-  parseWith,
   type ArtifactInfo,
   type Platform,
   type UpgradeInput,
   type UpgradePlan,
   type UpgradeResult,
-  type ValidUpgradeInput,
 } from './types.js';
 
 export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult> {
-  const input = validate(rawInput);
+  const input = validateInput(UpgradeInputSchema, rawInput);
   const { host, options } = input;
   const run = new HostRun('upgrade', host, input.fleetId);
 
@@ -247,13 +244,4 @@ async function prepare(
     heartbeating.prepareVenv.executeWithOptions(o, [{ version: a.to, stagingId: a.stagingId }]),
   );
   return { gatewaySha256: gateway.sha256, venvId: venv.venvId };
-}
-
-function validate(raw: unknown): ValidUpgradeInput {
-  try {
-    return parseWith(UpgradeInputSchema, raw, 'input');
-  } catch (err) {
-    if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput');
-    throw err;
-  }
 }

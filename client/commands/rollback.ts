@@ -5,28 +5,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
-import { defineSearchAttributeKey } from '@temporalio/common';
 import { loadHostConfig } from '../../worker/host-config.js';
-import type { rollbackHost } from '../../workflows/rollback.js';
-import {
-  BackupIdSchema,
-  LIMITS,
-  SEARCH_ATTRIBUTES,
-  WORKFLOW_ROLLBACK,
-  hostWorkflowId,
-  type RollbackInput,
-} from '../../workflows/types.js';
+import { BackupIdSchema, LIMITS, WORKFLOW_ROLLBACK, type RollbackInput } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { UsageError } from '../errors.js';
 import {
   flag,
   followAndReport,
   interactiveTerminal,
-  refuseOtherKind,
   requestedBy,
-  runningRun,
   seconds,
+  startOrAttach,
   type CommonFlags,
 } from './shared.js';
 
@@ -65,33 +54,22 @@ export async function rollbackCommand(flags: RollbackFlags): Promise<number> {
   }
   const target = await connectTarget(flags);
   try {
-    const workflowId = hostWorkflowId(target.host);
-    const running = await runningRun(target, workflowId);
-    let handle;
-    if (running) {
-      refuseOtherKind(running, WORKFLOW_ROLLBACK, target.host);
-      handle = target.client.workflow.getHandle(workflowId, running.runId);
-    } else {
-      const input: RollbackInput = {
-        host: target.host,
-        backupId,
-        healthTimeoutSeconds,
-        requireConfirmation: !flags.yes,
-        requestedBy: requestedBy(),
-      };
-      handle = await target.client.workflow.start<typeof rollbackHost>(WORKFLOW_ROLLBACK, {
-        taskQueue: target.taskQueue,
-        workflowId,
-        args: [input],
-        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        staticSummary: `Roll back ${target.host} to ${backupId ?? 'its latest backup'}`,
-        staticDetails: `**Host:** ${target.host}\n**Backup:** ${backupId ?? 'latest'}\n**Requested by:** ${input.requestedBy}`,
-        typedSearchAttributes: [
-          { key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.host, 'KEYWORD'), value: target.host },
-        ],
-      });
-    }
+    const input: RollbackInput = {
+      host: target.host,
+      backupId,
+      healthTimeoutSeconds,
+      requireConfirmation: !flags.yes,
+      requestedBy: requestedBy(),
+    };
+    const handle = await startOrAttach(target, WORKFLOW_ROLLBACK, {
+      args: [input],
+      staticSummary: `Roll back ${target.host} to ${backupId ?? 'its latest backup'}`,
+      staticDetails: [
+        `**Host:** ${target.host}`,
+        `**Backup:** ${backupId ?? 'latest'}`,
+        `**Requested by:** ${input.requestedBy}`,
+      ],
+    });
     const result = await followAndReport(target, handle, { ...flags, answerConfirmation: !flags.yes });
     return result.ok ? 0 : 1;
   } finally {

@@ -1,7 +1,21 @@
 /** What the host-run commands share: flag validation, start-or-attach, printing the end. */
 import os from 'node:os';
-import { type WorkflowHandle, type WorkflowExecutionDescription } from '@temporalio/client';
-import { InvalidInputError, parseWith, type UpgradeResult } from '../../workflows/types.js';
+import {
+  WorkflowIdConflictPolicy,
+  WorkflowIdReusePolicy,
+  type WorkflowHandle,
+  type WorkflowExecutionDescription,
+} from '@temporalio/client';
+import { defineSearchAttributeKey } from '@temporalio/common';
+import {
+  InvalidInputError,
+  SEARCH_ATTRIBUTES,
+  WORKFLOW_ROLLBACK,
+  WORKFLOW_UPGRADE,
+  hostWorkflowId,
+  parseWith,
+  type UpgradeResult,
+} from '../../workflows/types.js';
 import type { z } from 'zod';
 import type { Target } from '../connect.js';
 import { CliFailure, UsageError } from '../errors.js';
@@ -106,6 +120,38 @@ export function printResult(result: UpgradeResult, o: { json?: boolean; live: bo
   if (!o.live && result.steps.length) process.stdout.write(`${stepsSummary(result)}\n`);
   process.stdout.write(`${outcomeLine(result)}\n`);
   if (o.ui) process.stdout.write(`Temporal UI: ${o.ui}\n`);
+}
+
+/**
+ * The host's one workflow ID: attach to the run of this kind that is already going, refuse when
+ * a run of another kind holds the host, otherwise start a new one (USE_EXISTING closes the race
+ * of two CLIs starting at once).
+ */
+export async function startOrAttach(
+  target: Target,
+  kind: typeof WORKFLOW_UPGRADE | typeof WORKFLOW_ROLLBACK,
+  start: { args: [unknown]; staticSummary: string; staticDetails: string[] },
+): Promise<WorkflowHandle> {
+  const workflowId = hostWorkflowId(target.host);
+  const running = await runningRun(target, workflowId);
+  if (running) {
+    refuseOtherKind(running, kind, target.host);
+    // stderr, so that --json output stays machine-readable.
+    process.stderr
+      .write(`${kind === WORKFLOW_UPGRADE ? 'An upgrade' : 'A rollback'} of ${target.host} is already running; attaching to it.
+`);
+    return target.client.workflow.getHandle(workflowId, running.runId);
+  }
+  return target.client.workflow.start(kind, {
+    taskQueue: target.taskQueue,
+    workflowId,
+    args: start.args,
+    workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
+    workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
+    staticSummary: start.staticSummary,
+    staticDetails: start.staticDetails.join('\n'),
+    typedSearchAttributes: [{ key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.host, 'KEYWORD'), value: target.host }],
+  });
 }
 
 export function refuseOtherKind(d: WorkflowExecutionDescription, want: string, host: string): void {

@@ -2,16 +2,11 @@
  * `defenseclaw-upgrade [--yes] [--version X.Y.Z] [--health-timeout S]`: the original command's
  * surface, as a durable workflow on this host's worker. A second invocation attaches.
  */
-import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy } from '@temporalio/client';
-import { defineSearchAttributeKey } from '@temporalio/common';
-import type { upgradeHost } from '../../workflows/upgrade.js';
 import {
   LIMITS,
-  SEARCH_ATTRIBUTES,
   UpgradeOptionsSchema,
   VersionSchema,
   WORKFLOW_UPGRADE,
-  hostWorkflowId,
   type UpgradeInput,
 } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
@@ -20,10 +15,9 @@ import {
   flag,
   followAndReport,
   interactiveTerminal,
-  refuseOtherKind,
   requestedBy,
-  runningRun,
   seconds,
+  startOrAttach,
   type CommonFlags,
 } from './shared.js';
 
@@ -54,34 +48,18 @@ export async function upgradeCommand(flags: UpgradeFlags): Promise<number> {
 
   const target = await connectTarget(flags);
   try {
-    const workflowId = hostWorkflowId(target.host);
-    const running = await runningRun(target, workflowId);
-    let handle;
-    if (running) {
-      refuseOtherKind(running, WORKFLOW_UPGRADE, target.host);
-      if (!flags.json) process.stderr.write(`An upgrade of ${target.host} is already running; attaching to it.\n`);
-      handle = target.client.workflow.getHandle(workflowId, running.runId);
-    } else {
-      const input: UpgradeInput = { host: target.host, version, options, requestedBy: requestedBy() };
-      handle = await target.client.workflow.start<typeof upgradeHost>(WORKFLOW_UPGRADE, {
-        taskQueue: target.taskQueue,
-        workflowId,
-        args: [input],
-        workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        staticSummary: `Upgrade ${target.host} to ${version ?? 'the latest release'}`,
-        staticDetails: [
-          `**Host:** ${target.host}`,
-          `**Target:** ${version ?? 'latest release'}`,
-          `**Requested by:** ${input.requestedBy}`,
-          `**On failure:** ${options.onFailure}; health timeout ${options.healthTimeoutSeconds} s`,
-          `**Confirmation:** ${options.requireConfirmation ? 'asked before any change' : 'skipped (`--yes`)'}`,
-        ].join('\n'),
-        typedSearchAttributes: [
-          { key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.host, 'KEYWORD'), value: target.host },
-        ],
-      });
-    }
+    const input: UpgradeInput = { host: target.host, version, options, requestedBy: requestedBy() };
+    const handle = await startOrAttach(target, WORKFLOW_UPGRADE, {
+      args: [input],
+      staticSummary: `Upgrade ${target.host} to ${version ?? 'the latest release'}`,
+      staticDetails: [
+        `**Host:** ${target.host}`,
+        `**Target:** ${version ?? 'latest release'}`,
+        `**Requested by:** ${input.requestedBy}`,
+        `**On failure:** ${options.onFailure}; health timeout ${options.healthTimeoutSeconds} s`,
+        `**Confirmation:** ${options.requireConfirmation ? 'asked before any change' : 'skipped (`--yes`)'}`,
+      ],
+    });
     const result = await followAndReport(target, handle, { ...flags, answerConfirmation: !flags.yes });
     return result.ok ? 0 : 1;
   } finally {
