@@ -14,30 +14,11 @@ import { showCommand } from './commands/show.js';
 import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
 import { registerFleetCommands } from './commands/fleet.js';
-import { exitCodeOf, oneLine } from './errors.js';
+import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
 
 export const TOOL_VERSION = '0.1.0';
 
-/** Hides any credential of this process's environment from a message. */
-function scrubbed(text: string): string {
-  let out = text;
-  for (const k of ['GITHUB_TOKEN', 'GH_TOKEN', 'TEMPORAL_API_KEY']) {
-    const v = process.env[k];
-    if (v && v.length >= 4) out = out.split(v).join('[redacted]');
-  }
-  return out;
-}
 
-function action<A extends unknown[]>(fn: (...args: A) => Promise<number>) {
-  return async (...args: A) => {
-    try {
-      process.exitCode = await fn(...args);
-    } catch (err) {
-      process.stderr.write(`defenseclaw-upgrade: ${scrubbed(oneLine(err))}\n`);
-      process.exitCode = exitCodeOf(err);
-    }
-  };
-}
 
 function targetOptions(cmd: Command): Command {
   return cmd

@@ -19,11 +19,9 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  CancelledFailure,
   ChildWorkflowCancellationType,
   ChildWorkflowFailure,
   ParentClosePolicy,
-  TemporalFailure,
   TimeoutFailure,
   WorkflowIdReusePolicy,
   allHandlersFinished,
@@ -40,6 +38,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import { workflowTime } from './clock.js';
+import { failureText, validateInput } from './run.js';
 import {
   ControlRequestSchema,
   FAILED_STATES,
@@ -66,14 +65,12 @@ import {
 import type { upgradeHost } from './upgrade.js';
 import type { rollbackHost } from './rollback.js';
 import {
-  InvalidInputError,
   LIMITS,
   SEARCH_ATTRIBUTES,
   WORKFLOW_ROLLBACK,
   WORKFLOW_UPGRADE,
   hostWorkflowId,
   isVersion,
-  parseWith,
   taskQueueForHost,
   type UpgradeResult,
 } from './types.js';
@@ -82,7 +79,7 @@ import {
 const HISTORY_SOFT_LIMIT = 7000;
 
 export async function fleetRollout(rawInput: FleetInput): Promise<FleetResult> {
-  return new Fleet(validate(rawInput)).run();
+  return new Fleet(validateInput(FleetInputSchema, rawInput)).run();
 }
 
 class Fleet {
@@ -642,20 +639,4 @@ function resultOf(err: unknown): UpgradeResult | undefined {
   return undefined;
 }
 
-function failureText(err: unknown): string {
-  let e: unknown = err;
-  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
-  if (e instanceof CancelledFailure) return 'cancelled';
-  if (e instanceof TimeoutFailure) return `timed out (${e.timeoutType})`;
-  if (e instanceof TemporalFailure || e instanceof Error) return e.message;
-  return String(e);
-}
 
-function validate(raw: unknown): ValidFleetInput {
-  try {
-    return parseWith(FleetInputSchema, raw, 'input');
-  } catch (err) {
-    if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, 'InvalidInput');
-    throw err;
-  }
-}

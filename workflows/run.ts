@@ -7,7 +7,9 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancelledFailure,
+  ChildWorkflowFailure,
   TemporalFailure,
+  TimeoutFailure,
   condition,
   isCancellation,
   log,
@@ -200,8 +202,9 @@ function by(a?: ConfirmAnswer): string {
 /** The message of a failure, from the innermost cause an activity reported. */
 export function failureText(err: unknown): string {
   let e: unknown = err;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
+  while ((e instanceof ActivityFailure || e instanceof ChildWorkflowFailure) && e.cause) e = e.cause;
   if (e instanceof CancelledFailure) return 'cancelled';
+  if (e instanceof TimeoutFailure) return `timed out (${e.timeoutType})`;
   if (e instanceof TemporalFailure || e instanceof Error) return e.message;
   return String(e);
 }

@@ -69,7 +69,7 @@ import {
   hostWorkflowId,
 } from '../../workflows/types.js';
 import { connectTarget, type Target } from '../connect.js';
-import { CliFailure, UsageError, exitCodeOf, oneLine } from '../errors.js';
+import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color, duration } from '../render/format.js';
 import { temporalConfigured } from '../temporal.js';
 import { flag, interactiveTerminal, link, requestedBy, seconds } from './shared.js';
@@ -725,25 +725,7 @@ export async function runFleetWorker(
 // -------------------------------------------------------------------------------------------------
 // The command tree
 
-function action<A extends unknown[]>(fn: (...args: A) => Promise<number>) {
-  return async (...args: A) => {
-    try {
-      process.exitCode = await fn(...args);
-    } catch (err) {
-      process.stderr.write(`defenseclaw-upgrade: ${scrubbed(oneLine(err))}\n`);
-      process.exitCode = exitCodeOf(err);
-    }
-  };
-}
 
-function scrubbed(text: string): string {
-  let out = text;
-  for (const k of ['GITHUB_TOKEN', 'GH_TOKEN', 'TEMPORAL_API_KEY']) {
-    const v = process.env[k];
-    if (v && v.length >= 4) out = out.split(v).join('[redacted]');
-  }
-  return out;
-}
 
 export function registerFleetCommands(program: Command): void {
   const fleet = program
