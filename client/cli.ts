@@ -18,8 +18,6 @@ import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
 
 export const TOOL_VERSION = '0.1.0';
 
-
-
 function targetOptions(cmd: Command): Command {
   return cmd
     .option('--host <name>', 'the host to act on (its worker must poll its task queue); default: this host')

@@ -638,5 +638,3 @@ function resultOf(err: unknown): UpgradeResult | undefined {
   if (cause instanceof ApplicationFailure && cause.details?.[0]) return cause.details[0] as UpgradeResult;
   return undefined;
 }
-
-

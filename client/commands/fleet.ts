@@ -725,8 +725,6 @@ export async function runFleetWorker(
 // -------------------------------------------------------------------------------------------------
 // The command tree
 
-
-
 export function registerFleetCommands(program: Command): void {
   const fleet = program
     .command('fleet')
