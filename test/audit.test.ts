@@ -16,6 +16,7 @@ import { REDACTED, Scrubber, collectSecrets, createWorkerLogger, gatewayTokenFro
 import { hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
 import { hostPlatform, tarballName } from './fixtures/host/build.js';
 import { DEFAULT_VERSIONS } from './fixtures/releases/server.js';
+import type { HistoryRow } from '../client/commands/history.js';
 import { Harness, type HostUnderTest } from './helpers/harness.js';
 
 const CLI = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'client', 'main.js');
@@ -202,18 +203,6 @@ function assertFits80(text: string, what: string): void {
     if (/https?:\/\//.test(line)) continue;
     assert.ok([...line].length <= 80, `${what}: a line of ${[...line].length} columns:\n${line}`);
   }
-}
-
-interface HistoryRow {
-  workflowId: string;
-  runId: string;
-  type: string;
-  host?: string;
-  from?: string;
-  to?: string;
-  outcome: string;
-  status: string;
-  ui?: string;
 }
 
 interface ShowStep {

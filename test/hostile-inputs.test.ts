@@ -14,13 +14,13 @@ import type { Socket } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import proto from '@temporalio/proto';
 import * as backup from '../activities/backup.js';
 import type { UpgradeResult } from '../workflows/types.js';
 import type { HostSnapshot } from './fixtures/host/sim-host.js';
 import { startDevServer } from '../worker/dev-server.js';
+import { activityHistory, type ActivityRecord } from './helpers/history.js';
 import { Harness, type HostUnderTest } from './helpers/harness.js';
 import { temporalCliPath } from './helpers/temporal.js';
 
@@ -39,49 +39,12 @@ diagnostics.subscribe('undici:client:beforeConnect', (msg) => {
 
 // ------------------------------------------------------------------ what a run left in its history
 
-const EventType = proto.temporal.api.enums.v1.EventType;
-
-interface ActivityRecord {
-  type: string;
-  attempt?: number;
-  failureType?: string;
-  nonRetryable?: boolean;
-  message?: string;
-}
-
 interface RunRecord {
   ms: number;
   failure: ApplicationFailure;
   result?: UpgradeResult;
   activities: ActivityRecord[];
   workflowTaskFailures: number;
-}
-
-async function historyOf(handle: WorkflowHandle): Promise<Pick<RunRecord, 'activities' | 'workflowTaskFailures'>> {
-  const history = await handle.fetchHistory();
-  const byScheduled = new Map<string, ActivityRecord>();
-  const activities: ActivityRecord[] = [];
-  let workflowTaskFailures = 0;
-  for (const e of history.events ?? []) {
-    const id = String(e.eventId);
-    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) {
-      const rec = { type: e.activityTaskScheduledEventAttributes?.activityType?.name ?? '?' };
-      byScheduled.set(id, rec);
-      activities.push(rec);
-    } else if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) {
-      const a = e.activityTaskStartedEventAttributes!;
-      byScheduled.get(String(a.scheduledEventId))!.attempt = a.attempt ?? undefined;
-    } else if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED) {
-      const a = e.activityTaskFailedEventAttributes!;
-      const rec = byScheduled.get(String(a.scheduledEventId))!;
-      rec.failureType = a.failure?.applicationFailureInfo?.type ?? undefined;
-      rec.nonRetryable = a.failure?.applicationFailureInfo?.nonRetryable ?? undefined;
-      rec.message = a.failure?.message ?? undefined;
-    } else if (e.eventType === EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED) {
-      workflowTaskFailures++;
-    }
-  }
-  return { activities, workflowTaskFailures };
 }
 
 // ------------------------------------------------------------------ the hosts and their state
@@ -154,7 +117,7 @@ async function startHostile(
   );
   assert.equal(cause.nonRetryable, true, 'the failure is non-retryable');
   const result = cause.details?.[0] as UpgradeResult | undefined;
-  return { ms, failure: cause, result, ...(await historyOf(handle)) };
+  return { ms, failure: cause, result, ...(await activityHistory(handle)) };
 }
 
 /** Input refused by the workflow's own schema: no activity ran, nothing was contacted. */

@@ -21,9 +21,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import proto from '@temporalio/proto';
 import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { createStaging, downloadArtifact } from '../activities/artifacts.js';
 import { httpRequest } from '../activities/http.js';
@@ -33,6 +31,7 @@ import type { UpgradeResult } from '../workflows/types.js';
 import { EVIL_TARGET, hostPlatform, tarballName, wheelName, type MaliciousKind } from './fixtures/host/build.js';
 import type { HostSnapshot } from './fixtures/host/sim-host.js';
 import { startReleaseServer, type ReleaseServer, type ReleaseServerOptions } from './fixtures/releases/server.js';
+import { activityHistory, type ActivityRecord } from './helpers/history.js';
 import { Harness, type HostUnderTest } from './helpers/harness.js';
 
 // The worker's log lines (activities log through the Runtime's logger), for the loud warnings.
@@ -42,37 +41,6 @@ installRuntime({ level: 'INFO', write: (line) => logLines.push(line) });
 const TO = '0.4.0';
 const TARBALL = tarballName(TO, hostPlatform());
 const WHEEL = wheelName(TO);
-
-const EventType = proto.temporal.api.enums.v1.EventType;
-
-interface ActivityRecord {
-  type: string;
-  attempt?: number;
-  failureType?: string;
-  nonRetryable?: boolean;
-}
-
-async function activitiesOf(handle: WorkflowHandle): Promise<ActivityRecord[]> {
-  const history = await handle.fetchHistory();
-  const byScheduled = new Map<string, ActivityRecord>();
-  const out: ActivityRecord[] = [];
-  for (const e of history.events ?? []) {
-    if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED) {
-      const rec = { type: e.activityTaskScheduledEventAttributes?.activityType?.name ?? '?' };
-      byScheduled.set(String(e.eventId), rec);
-      out.push(rec);
-    } else if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED) {
-      const a = e.activityTaskStartedEventAttributes!;
-      byScheduled.get(String(a.scheduledEventId))!.attempt = a.attempt ?? undefined;
-    } else if (e.eventType === EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED) {
-      const a = e.activityTaskFailedEventAttributes!;
-      const rec = byScheduled.get(String(a.scheduledEventId))!;
-      rec.failureType = a.failure?.applicationFailureInfo?.type ?? undefined;
-      rec.nonRetryable = a.failure?.applicationFailureInfo?.nonRetryable ?? undefined;
-    }
-  }
-  return out;
-}
 
 /** Every entry under HOME (type, mode, digest), minus what the running gateway and the fixture write. */
 async function homeTree(home: string): Promise<Record<string, string>> {
@@ -157,7 +125,7 @@ async function runCase(
   check?.(before);
   const handle = await host.upgrade();
   const result = await host.result(handle);
-  const activities = await activitiesOf(handle);
+  const { activities } = await activityHistory(handle);
   if (result.outcome === 'failed-unchanged') {
     // Host unchanged: files byte for byte, the same gateway daemon still healthy on 0.3.0.
     assert.deepEqual(await host.sim.snapshot(), before.snapshot, 'host files changed');
