@@ -1,7 +1,8 @@
 /**
  * Getting a release onto the host without touching anything live: a private staging folder,
- * pre-flight HEADs, resumable downloads checked against checksums.txt while they stream,
- * the Sigstore signature when cosign is there, and a tarball extracted with suspicion.
+ * pre-flight HEADs, resumable downloads checked while they stream against the digest the release
+ * layout expects (checksums.txt, or GitHub's digest), protected payloads decoded, and a tarball
+ * extracted with suspicion. The signature: signature.ts.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
@@ -11,11 +12,13 @@ import { pipeline } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
 import { z } from 'zod';
 import type { HostConfig } from '../worker/host-config.js';
-import { VersionSchema, type ArtifactInfo, type SignatureStatus } from '../workflows/types.js';
+import { VersionSchema, type ArtifactInfo } from '../workflows/types.js';
 import { lstatOrUndefined, ensureRealDir, inside, sha256File } from './fsutil.js';
 import { describeHttpError, httpRequest } from './http.js';
-import { assetNames } from './releases.js';
-import { run, which } from './exec.js';
+import { decodeProtected } from './protected-artifact.js';
+import { isProtectedName, isRefusalEnvelope, isReleaseAssetName, parseChecksums } from './release-eras.js';
+import { assetNames, assetUrl } from './releases.js';
+import { run } from './exec.js';
 import {
   FailureType,
   cancellationSignal,
@@ -45,8 +48,18 @@ export async function stagingDir(config: HostConfig, stagingId: string): Promise
   return dir;
 }
 
-function downloadUrl(config: HostConfig, version: string, name: string): string {
-  return `${config.releases.downloadBase}/${config.releases.repo}/releases/download/${encodeURIComponent(version)}/${encodeURIComponent(name)}`;
+const downloadUrl = assetUrl;
+const SHA256 = z.string().regex(/^[0-9a-f]{64}$/);
+
+/** Refuses a name that is not one of the release's own assets, or a gateway of another platform. */
+function checkAssetName(version: string, name: string, platform?: { os: string; arch: string }): void {
+  const otherPlatform =
+    platform && /^defenseclaw_.*_(linux|darwin)_(amd64|arm64)\.(tar\.gz|dcgateway)$/.test(name)
+      ? !name.includes(`_${platform.os}_${platform.arch}.`)
+      : false;
+  if (!isReleaseAssetName(version, name) || otherPlatform) {
+    throw refuse(FailureType.InvalidInput, `refusing asset name ${JSON.stringify(name.slice(0, 120))}`);
+  }
 }
 
 // ------------------------------------------------------------------ staging
@@ -109,16 +122,9 @@ const PreflightInput = z
 export async function preflight(config: HostConfig, rawInput: unknown): Promise<Array<{ name: string; size: number }>> {
   const input = validated(PreflightInput, rawInput, 'preflight');
   const n = assetNames(input.version);
-  const allowed = new Set([
-    n.gateway(input.platform.os, input.platform.arch),
-    n.wheel,
-    n.checksums,
-    n.signature,
-    n.certificate,
-  ]);
   const out: Array<{ name: string; size: number }> = [];
   for (const name of input.names) {
-    if (!allowed.has(name)) throw refuse(FailureType.InvalidInput, `refusing asset name ${JSON.stringify(name)}`);
+    checkAssetName(input.version, name, input.platform);
     const url = downloadUrl(config, input.version, name);
     let res;
     try {
@@ -171,18 +177,7 @@ export async function preflight(config: HostConfig, rawInput: unknown): Promise<
 
 // ------------------------------------------------------------------ checksums
 
-/** Parses checksums.txt: `<sha256>  <name>` lines, `*` and `./` prefixes accepted, malformed lines skipped. */
-export function parseChecksums(text: string): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const raw of text.split(/\r?\n/)) {
-    const m = /^([0-9a-fA-F]{64})\s+\*?(?:\.\/)?([^\s/\\]+)\s*$/.exec(raw.trim());
-    if (!m) continue;
-    const [, digest, name] = m;
-    if (name === '.' || name === '..') continue;
-    if (!out.has(name!)) out.set(name!, digest!.toLowerCase());
-  }
-  return out;
-}
+export { parseChecksums };
 
 async function expectedDigest(config: HostConfig, dir: string, name: string): Promise<string | undefined> {
   const file = path.join(dir, 'checksums.txt');
@@ -208,6 +203,8 @@ const DownloadInput = z
     size: z.number().int().nonnegative(),
     /** checksums.txt itself (and its signature) is not in checksums.txt. */
     verify: z.boolean(),
+    /** The SHA-256 the release layout expects (checksums.txt line or GitHub's digest); else read from the staged checksums.txt. */
+    sha256: SHA256.optional(),
   })
   .strict();
 
@@ -225,18 +222,13 @@ export interface DownloadProgressDetails {
 export async function downloadArtifact(config: HostConfig, rawInput: unknown): Promise<ArtifactInfo> {
   const input = validated(DownloadInput, rawInput, 'downloadArtifact');
   const dir = await stagingDir(config, input.stagingId);
-  const n = assetNames(input.version);
-  const names = new Set([n.wheel, n.checksums, n.signature, n.certificate]);
-  const isGateway = /^defenseclaw_[0-9.]+_(linux|darwin)_(amd64|arm64)\.tar\.gz$/.test(input.name);
-  if (!names.has(input.name) && !(isGateway && input.name.startsWith(`defenseclaw_${input.version}_`))) {
-    throw refuse(FailureType.InvalidInput, `refusing asset name ${JSON.stringify(input.name)}`);
-  }
+  checkAssetName(input.version, input.name);
   const total = input.size;
   if (total > config.http.maxArtifactBytes) throw refuse(FailureType.TooLarge, `${input.name} exceeds the size cap`);
 
   const final = inside(dir, input.name);
   const part = `${final}.part`;
-  const expected = input.verify ? await expectedDigest(config, dir, input.name) : undefined;
+  const expected = input.sha256 ?? (input.verify ? await expectedDigest(config, dir, input.name) : undefined);
 
   // Resume: the bytes already on disk (a previous attempt heartbeated how far it got).
   const prior = lastHeartbeat<DownloadProgressDetails>();
@@ -328,7 +320,7 @@ export async function downloadArtifact(config: HostConfig, rawInput: unknown): P
       `checksum mismatch for ${input.name}: expected ${expected}, got ${sha256}; nothing was installed`,
     );
   }
-  if (expected === undefined && input.verify) {
+  if (expected === undefined && (input.verify || input.sha256 !== undefined)) {
     activityContext()?.log.warn(`NOT VERIFIED: ${input.name} has no checksum and the host allows missing checksums`);
   }
   await fs.rename(part, final);
@@ -338,50 +330,6 @@ export async function downloadArtifact(config: HostConfig, rawInput: unknown): P
 async function restartDownload(config: HostConfig, rawInput: unknown, part: string): Promise<ArtifactInfo> {
   await fs.rm(part, { force: true });
   return downloadArtifact(config, rawInput);
-}
-
-// ------------------------------------------------------------------ signature
-
-const VerifySignatureInput = z.object({ version: VersionSchema, stagingId: STAGING_ID, signed: z.boolean() }).strict();
-
-/**
- * Activity: verifies checksums.txt with cosign when the release is signed and cosign is
- * installed. Answers what was verified; an unsigned release or a missing cosign is said plainly.
- */
-export async function verifySignature(config: HostConfig, rawInput: unknown): Promise<{ signature: SignatureStatus }> {
-  const input = validated(VerifySignatureInput, rawInput, 'verifySignature');
-  if (!input.signed) return { signature: 'unsigned' };
-  const cosign = await which('cosign', config.commandEnv);
-  if (!cosign) {
-    activityContext()?.log.warn('checksums.txt is signed but cosign is not installed: signature NOT verified');
-    return { signature: 'cosign-missing' };
-  }
-  const dir = await stagingDir(config, input.stagingId);
-  const [owner, repo] = config.releases.repo.split('/');
-  const identity = `^https://github\\.com/${owner}/${repo}/\\.github/workflows/.+@refs/tags/v?${input.version.replace(/\./g, '\\.')}$`;
-  const r = await run(
-    cosign,
-    [
-      'verify-blob',
-      '--certificate',
-      path.join(dir, 'checksums.txt.pem'),
-      '--signature',
-      path.join(dir, 'checksums.txt.sig'),
-      '--certificate-identity-regexp',
-      identity,
-      '--certificate-oidc-issuer',
-      'https://token.actions.githubusercontent.com',
-      path.join(dir, 'checksums.txt'),
-    ],
-    { env: config.commandEnv, timeoutMs: 60_000 },
-  );
-  if (r.exitCode !== 0) {
-    throw refuse(
-      FailureType.ChecksumMismatch,
-      `the Sigstore signature of checksums.txt did not verify: ${r.output.slice(-300)}`,
-    );
-  }
-  return { signature: 'verified' };
 }
 
 // ------------------------------------------------------------------ safe extraction
@@ -459,8 +407,44 @@ export function stagedBinaryPath(config: HostConfig, stagingId: string): string 
 }
 
 const StageGatewayInput = z
-  .object({ version: VersionSchema, stagingId: STAGING_ID, platform: PlatformSchema })
+  .object({
+    version: VersionSchema,
+    stagingId: STAGING_ID,
+    platform: PlatformSchema,
+    /** The downloaded gateway asset (default: the canonical tarball); a `.dcgateway` is decoded first. */
+    asset: z.string().max(256).optional(),
+    /** Its verified SHA-256, checked again while a protected payload is decoded. */
+    sha256: SHA256.optional(),
+  })
   .strict();
+
+/**
+ * The gateway archive to extract: the tarball itself, or a protected payload decoded beside it
+ * (`DEFENSECLAW-PROTECTED-ARTIFACT-V1\n` + archive XOR 0xA5). A refusal envelope is never an archive.
+ */
+async function gatewayArchive(dir: string, version: string, asset: string, sha256?: string): Promise<string> {
+  const file = inside(dir, asset);
+  let archive = file;
+  if (isProtectedName(version, asset)) {
+    archive = inside(dir, 'gateway.decoded.tar.gz');
+    await fs.rm(archive, { force: true });
+    await decodeProtected(file, archive, sha256);
+  }
+  const fh = await fs.open(archive, 'r');
+  try {
+    const head = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(head, 0, 512, 0);
+    if (isRefusalEnvelope(head.subarray(0, bytesRead))) {
+      throw refuse(
+        FailureType.UnsafeArchive,
+        `${asset} is a refusal envelope, not an archive: this release installs only from its protected payload`,
+      );
+    }
+  } finally {
+    await fh.close();
+  }
+  return archive;
+}
 
 /**
  * Activity: extracts the gateway out of the verified tarball, checks that it reports the target
@@ -469,7 +453,9 @@ const StageGatewayInput = z
 export async function stageGateway(config: HostConfig, rawInput: unknown): Promise<{ sha256: string }> {
   const input = validated(StageGatewayInput, rawInput, 'stageGateway');
   const dir = await stagingDir(config, input.stagingId);
-  const tarball = inside(dir, assetNames(input.version).gateway(input.platform.os, input.platform.arch));
+  const asset = input.asset ?? assetNames(input.version).gateway(input.platform.os, input.platform.arch);
+  checkAssetName(input.version, asset, input.platform);
+  const tarball = await gatewayArchive(dir, input.version, asset, input.sha256);
   const extracted = path.join(dir, 'defenseclaw');
   await fs.rm(extracted, { force: true });
   try {

@@ -10,20 +10,8 @@ import type { HostConfig } from '../worker/host-config.js';
 import { BackupIdSchema, VersionSchema } from '../workflows/types.js';
 import { atomicCopy, atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, sha256File } from './fsutil.js';
 import { gatewayBinary } from './gateway.js';
+import { BACKUP_ITEMS, liveRoots, openclawHomeFrom, type Root, type Roots } from './host-files.js';
 import { FailureType, refuse, validated } from './support.js';
-
-type Root = 'data' | 'openclaw';
-
-/** What a backup keeps (host contract), plus the migration cursor so a rollback can undo migrations. */
-export const BACKUP_ITEMS: Array<{ root: Root; path: string }> = [
-  { root: 'data', path: 'config.yaml' },
-  { root: 'data', path: '.env' },
-  { root: 'data', path: 'guardrail_runtime.json' },
-  { root: 'data', path: 'device.key' },
-  { root: 'data', path: 'policies' },
-  { root: 'data', path: '.migration_state.json' },
-  { root: 'openclaw', path: 'openclaw.json' },
-];
 
 const MAX_TREE_ENTRIES = 10_000;
 const RelPath = z
@@ -74,8 +62,10 @@ export function backupsRoot(config: HostConfig): string {
   return path.join(config.dataDir, 'backups');
 }
 
-function rootDir(config: HostConfig, root: Root): string {
-  return root === 'data' ? config.dataDir : config.openclawHome;
+/** The roots a backup was taken from: OpenClaw's home as the backed-up config.yaml names it. */
+async function backupRoots(config: HostConfig, backupId: string): Promise<Roots> {
+  const saved = path.join(inside(backupsRoot(config), backupId), 'files', 'data', 'config.yaml');
+  return { data: config.dataDir, openclaw: await openclawHomeFrom(config, saved) };
 }
 
 export function venvPath(config: HostConfig): string {
@@ -92,8 +82,8 @@ export function preservedVenvFor(backupId: string): string {
 }
 
 /** Lists one item (a file, or a folder tree) as manifest entries; refuses symlinks and special files. */
-async function listItem(config: HostConfig, root: Root, rel: string, out: ManifestEntry[]): Promise<void> {
-  const abs = inside(rootDir(config, root), rel);
+async function listItem(roots: Roots, root: Root, rel: string, out: ManifestEntry[]): Promise<void> {
+  const abs = inside(roots[root], rel);
   const st = await lstatOrUndefined(abs);
   if (!st) {
     out.push({ root, path: rel, type: 'absent' });
@@ -107,7 +97,7 @@ async function listItem(config: HostConfig, root: Root, rel: string, out: Manife
     for (const name of (await fs.readdir(abs)).sort()) {
       if (out.length > MAX_TREE_ENTRIES)
         throw refuse(FailureType.TooLarge, `refusing to back up ${rel}: too many files`);
-      await listItem(config, root, `${rel}/${name}`, out);
+      await listItem(roots, root, `${rel}/${name}`, out);
     }
   } else {
     throw refuse(FailureType.UnsafePath, `refusing to back up ${rel}: not a regular file or folder`);
@@ -149,14 +139,15 @@ export async function createBackup(
   await fs.mkdir(dir, { mode: 0o700 });
   await fs.chmod(dir, 0o700);
 
+  const roots = await liveRoots(config);
   const entries: ManifestEntry[] = [];
-  for (const item of BACKUP_ITEMS) await listItem(config, item.root, item.path, entries);
+  for (const item of BACKUP_ITEMS) await listItem(roots, item.root, item.path, entries);
   for (const e of entries) {
     const dest = path.join(dir, 'files', e.root, e.path);
     if (e.type === 'dir') await fs.mkdir(dest, { recursive: true, mode: 0o700 });
     if (e.type !== 'file') continue;
     await fs.mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
-    await atomicCopy(inside(rootDir(config, e.root), e.path), dest, e.mode);
+    await atomicCopy(inside(roots[e.root], e.path), dest, e.mode);
     if ((await sha256File(dest)) !== e.sha256)
       throw new Error(`${e.path} changed while it was being backed up; retrying`);
   }
@@ -297,20 +288,21 @@ export async function restoreFiles(config: HostConfig, rawInput: unknown): Promi
   const { backupId } = validated(BackupRef, rawInput, 'restoreFiles');
   const m = await readManifest(config, backupId);
   const dir = inside(backupsRoot(config), backupId);
+  const roots = await backupRoots(config, backupId);
   let restored = 0;
   // Folders first (shallow to deep), then files; then remove what the manifest says was absent
   // and what appeared inside backed-up folders since.
   for (const e of m.entries) {
-    const target = inside(rootDir(config, e.root), e.path);
+    const target = inside(roots[e.root], e.path);
     if (e.type === 'dir') {
       const st = await lstatOrUndefined(target);
       if (st && (st.isSymbolicLink() || !st.isDirectory())) await fs.rm(target, { recursive: true, force: true });
-      await ensureRealDir(rootDir(config, e.root), target, e.mode);
+      await ensureRealDir(roots[e.root], target, e.mode);
       await fs.chmod(target, e.mode);
     } else if (e.type === 'file') {
       const st = await lstatOrUndefined(target);
       if (st?.isDirectory() && !st.isSymbolicLink()) await fs.rm(target, { recursive: true, force: true });
-      await ensureRealDir(rootDir(config, e.root), path.dirname(target), 0o700).catch(() => undefined);
+      await ensureRealDir(roots[e.root], path.dirname(target), 0o700).catch(() => undefined);
       await atomicCopy(path.join(dir, 'files', e.root, e.path), target, e.mode);
       restored++;
     } else {
@@ -319,14 +311,14 @@ export async function restoreFiles(config: HostConfig, rawInput: unknown): Promi
   }
   const known = new Set(m.entries.map((e) => `${e.root}/${e.path}`));
   for (const e of m.entries.filter((x) => x.type === 'dir')) {
-    await removeUnknown(config, e.root, e.path, known);
+    await removeUnknown(roots, e.root, e.path, known);
   }
   await proveRestored(config, m);
   return { restored };
 }
 
-async function removeUnknown(config: HostConfig, root: Root, rel: string, known: Set<string>): Promise<void> {
-  const abs = inside(rootDir(config, root), rel);
+async function removeUnknown(roots: Roots, root: Root, rel: string, known: Set<string>): Promise<void> {
+  const abs = inside(roots[root], rel);
   for (const name of await fs.readdir(abs)) {
     const childRel = `${rel}/${name}`;
     if (!known.has(`${root}/${childRel}`)) await fs.rm(path.join(abs, name), { recursive: true, force: true });
@@ -335,8 +327,9 @@ async function removeUnknown(config: HostConfig, root: Root, rel: string, known:
 
 /** Every backed-up file is byte-identical with the same mode; every absent one is absent. */
 export async function proveRestored(config: HostConfig, m: BackupManifest): Promise<void> {
+  const roots = await backupRoots(config, m.id);
   for (const e of m.entries) {
-    const target = inside(rootDir(config, e.root), e.path);
+    const target = inside(roots[e.root], e.path);
     const st = await lstatOrUndefined(target);
     const bad = (why: string) => refuse(FailureType.BackupInvalid, `restore of ${e.path} not proven: ${why}`);
     if (e.type === 'absent') {

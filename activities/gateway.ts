@@ -1,30 +1,28 @@
 /**
- * The gateway daemon: its version, a stop that is proven (pid gone, `status` non-zero), a
- * start, and OpenClaw's best-effort restart.
+ * The gateway daemon: its version, a stop that is proven (pid gone, watchdog gone, nothing came
+ * back, `status` non-zero), a start, and OpenClaw's best-effort restart. The pid files it keeps are
+ * read in gateway-process.ts.
  */
-import { readFileSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { HostConfig } from '../worker/host-config.js';
 import { run, which } from './exec.js';
 import { z } from 'zod';
 import { LIMITS, isVersion } from '../workflows/types.js';
+import { isGatewayProcess, isWatchdogProcess, readGatewayPid, readWatchdogPid } from './gateway-process.js';
+import { readHealth } from './health.js';
 import { FailureType, activityContext, cancellationSignal, refuse, sleep, validated } from './support.js';
 
-/** Allow about 30 s for a stop (host contract). */
+/** Allow about 30 s for a stop (host contract; the real `stop` waits 10 s, then SIGKILL). */
 export const STOP_TIMEOUT_MS = 30_000;
 
 export function gatewayBinary(config: HostConfig): string {
   return path.join(config.binDir, 'defenseclaw-gateway');
 }
 
-function pidFile(config: HostConfig): string {
-  return path.join(config.dataDir, 'gateway.pid');
-}
-
-/** Parses `defenseclaw version 0.3.0` (or any output carrying one X.Y.Z). */
+/** Parses `defenseclaw-gateway version 0.5.0 (commit=…, built=…)`; older outputs carry one X.Y.Z. */
 export function parseGatewayVersion(output: string): string | undefined {
-  const m = /\b(\d+\.\d+\.\d+)\b/.exec(output);
+  const m = /\bversion\s+v?(\d+\.\d+\.\d+)\b/.exec(output) ?? /\b(\d+\.\d+\.\d+)\b/.exec(output);
   return m && isVersion(m[1]) ? m[1] : undefined;
 }
 
@@ -45,51 +43,65 @@ export async function readInstalledVersion(config: HostConfig): Promise<{ versio
   return { version };
 }
 
-async function readPid(config: HostConfig): Promise<number | undefined> {
-  const text = await fs.readFile(pidFile(config), 'utf8').catch(() => '');
-  const pid = Number(text.trim());
-  return Number.isInteger(pid) && pid > 1 ? pid : undefined;
-}
-
-/** Whether a process runs. A zombie (dead, not yet reaped by its parent) does not. */
-export function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-  try {
-    // /proc/<pid>/stat: "pid (comm) S ..." — the state follows the last ')'.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return true; // no /proc (darwin): kill(0) is the answer
-  }
-}
-
 async function statusRunning(config: HostConfig): Promise<boolean> {
   const r = await run(gatewayBinary(config), ['status'], { env: config.commandEnv, timeoutMs: 15_000 });
   return r.exitCode === 0;
 }
 
+async function waitGone(alive: () => boolean, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (alive() && Date.now() < deadline) await sleep(100);
+  return !alive();
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // already gone
+  }
+}
+
+/** How long after the stop we watch for anything (a watchdog, a service manager) bringing a gateway back. */
+const RESTART_GRACE_MS = 300;
+
 /**
- * Activity: stops the gateway and proves it: the pid from the pid file is gone and `status`
- * exits non-zero. Safe to run again (stopping a stopped gateway is a no-op).
+ * Activity: stops the gateway through its own `stop` (which stops its watchdog first) and proves
+ * it: the pid file's process is gone, no watchdog is left to bring the old binary back, no gateway
+ * came back within a grace period, and `status` exits non-zero. Answers the state `/health`
+ * reported just before the stop (an upgrade judges `reconnecting` against it). Safe to run again.
  */
-export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boolean }> {
-  const pid = await readPid(config);
-  const wasRunning = pid !== undefined && pidAlive(pid);
+export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boolean; stateBefore: string }> {
+  const before = await readHealth(config, 1000).catch(() => ({ state: 'unreachable' }));
+  const info = await readGatewayPid(config.dataDir);
+  const watchdog = await readWatchdogPid(config.dataDir);
+  const wasRunning = isGatewayProcess(info);
   const r = await run(gatewayBinary(config), ['stop'], {
     env: config.commandEnv,
     timeoutMs: STOP_TIMEOUT_MS,
     signal: cancellationSignal(),
   });
-  const deadline = Date.now() + 5_000;
-  while (pid !== undefined && pidAlive(pid) && Date.now() < deadline) await sleep(100);
-  if (pid !== undefined && pidAlive(pid)) {
+  if (info && !(await waitGone(() => isGatewayProcess(info), 5_000))) {
     throw refuse(
       FailureType.StopNotProven,
-      `the gateway did not stop: pid ${pid} is still alive after \`defenseclaw-gateway stop\` (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''})`,
+      `the gateway did not stop: pid ${info.pid} is still alive after \`defenseclaw-gateway stop\` (exit ${r.exitCode}${r.timedOut ? ', timed out' : ''})`,
+    );
+  }
+  // `stop` stops the watchdog first; one that outlived it must not bring the old binary back.
+  if (watchdog !== undefined && isWatchdogProcess(watchdog)) {
+    activityContext()?.log.warn(`the gateway's watchdog (pid ${watchdog}) outlived \`stop\`; stopping it`);
+    signal(watchdog, 'SIGTERM');
+    if (!(await waitGone(() => isWatchdogProcess(watchdog), 3_000))) signal(watchdog, 'SIGKILL');
+    if (!(await waitGone(() => isWatchdogProcess(watchdog), 2_000))) {
+      throw refuse(FailureType.StopNotProven, `the gateway's watchdog (pid ${watchdog}) could not be stopped`);
+    }
+  }
+  await sleep(RESTART_GRACE_MS);
+  const after = await readGatewayPid(config.dataDir);
+  if (after && isGatewayProcess(after)) {
+    throw refuse(
+      FailureType.StopNotProven,
+      `a gateway (pid ${after.pid}) came back after \`defenseclaw-gateway stop\`: something restarts it (a watchdog or a service manager); stop that first`,
     );
   }
   if (await statusRunning(config)) {
@@ -98,7 +110,7 @@ export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boo
       'the gateway did not stop: `defenseclaw-gateway status` still reports it running',
     );
   }
-  return { wasRunning };
+  return { wasRunning, stateBefore: before.state };
 }
 
 const StartInput = z
@@ -110,8 +122,7 @@ export async function startGateway(config: HostConfig, rawInput: unknown): Promi
   const input = validated(StartInput, rawInput, 'startGateway');
   const timeoutSeconds = Math.max(input.healthTimeoutSeconds, 60) + 30;
   // Idempotent without a second process in the downtime window: a live pid means it runs.
-  const pid = await readPid(config);
-  if (pid !== undefined && pidAlive(pid)) return { alreadyRunning: true };
+  if (isGatewayProcess(await readGatewayPid(config.dataDir))) return { alreadyRunning: true };
   const r = await run(gatewayBinary(config), ['start'], {
     env: config.commandEnv,
     timeoutMs: timeoutSeconds * 1000,

@@ -1,6 +1,11 @@
 /**
- * Health: poll the gateway's `/health` until `gateway.state` is running (or disabled) and,
- * when the gateway reports its provenance, its binary version is the one we expect.
+ * Health: poll the gateway's `/health` (no credentials, at the address the gateway really binds)
+ * until `gateway.state` is healthy and `provenance.binary_version` is the version we expect.
+ *
+ * Healthy: `running`, or `disabled` (standalone: `gateway.fleet_mode: disabled` or a connector other
+ * than OpenClaw, 0.4.0+). `reconnecting` means the gateway serves but OpenClaw is not connected (with
+ * the default OpenClaw connector and no OpenClaw running it never leaves it); it counts as healthy only
+ * when the run accepts it (see `acceptReconnecting`). `error`, `starting`, `stopped` never do.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -44,43 +49,58 @@ export function parseHealth(body: unknown): HealthReading {
   };
 }
 
-/** Healthy: running or disabled, and the reported binary version (when present) is the target. */
-export function isHealthy(h: HealthReading, version?: string): boolean {
-  if (h.state !== 'running' && h.state !== 'disabled') return false;
-  return !version || h.binaryVersion === undefined || h.binaryVersion === version;
+/**
+ * Healthy: running or disabled (or reconnecting when accepted), and, when a version is expected,
+ * `provenance.binary_version` is that version (every gateway since 0.3.0 reports it: a gateway that
+ * does not is not the one we installed).
+ */
+export function isHealthy(h: HealthReading, version?: string, acceptReconnecting = false): boolean {
+  const ok = h.state === 'running' || h.state === 'disabled' || (acceptReconnecting && h.state === 'reconnecting');
+  if (!ok) return false;
+  return !version || h.binaryVersion === version;
 }
 
 const GatewayApiConfig = z.object({
   gateway: z
     .object({
-      api_port: z.number().int().min(1).max(65535).default(18970),
-      api_bind: z.string().max(255).default('127.0.0.1'),
-      token: z.string().max(4096).optional(),
+      api_port: z.number().int().min(1).max(65535),
+      api_bind: z.string().max(255),
     })
     .partial()
-    .default({}),
+    .nullish(),
+  openshell: z.object({ mode: z.string().max(64) }).partial().nullish(),
+  guardrail: z.object({ host: z.string().max(255) }).partial().nullish(),
 });
 
-/** The API port, bind address and token from config.yaml (the token never leaves this module). */
-export async function readGatewayApi(config: HostConfig): Promise<{ port: number; host: string; token?: string }> {
+/** Where the gateway serves `/health` (`internal/cli/watchdog.go` watchdogHealthURL, 0.4.0 … 0.8.10). */
+export function healthAddress(parsed: unknown): { port: number; host: string } {
+  const r = GatewayApiConfig.safeParse(parsed ?? {});
+  if (!r.success) {
+    throw refuse(FailureType.InvalidInput, 'config.yaml has an invalid gateway section (api_port, api_bind)');
+  }
+  const { gateway, openshell, guardrail } = r.data;
+  let bind = gateway?.api_bind || '127.0.0.1';
+  if (!gateway?.api_bind && openshell?.mode === 'standalone' && guardrail?.host && guardrail.host !== 'localhost') {
+    bind = guardrail.host;
+  }
+  // A wildcard bind is reached on loopback.
+  const host = bind === '0.0.0.0' ? '127.0.0.1' : bind === '::' ? '::1' : bind;
+  return { port: gateway?.api_port || 18970, host };
+}
+
+/** The API address from config.yaml. No credential is read: `/health` needs none at any tag. */
+export async function readGatewayApi(config: HostConfig): Promise<{ port: number; host: string }> {
   const file = path.join(config.dataDir, 'config.yaml');
   let parsed: unknown = {};
   try {
-    // logLevel silent: yaml's warnings quote the source (the token's line) on stderr.
+    // logLevel silent: yaml's warnings quote the source (a secret's line) on stderr.
     parsed = YAML.parse(await fs.readFile(file, 'utf8'), { maxAliasCount: 100, logLevel: 'silent' }) ?? {};
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw refuse(FailureType.InvalidInput, 'config.yaml is not valid YAML; cannot find the gateway API port');
     }
   }
-  const r = GatewayApiConfig.safeParse(parsed);
-  if (!r.success)
-    throw refuse(FailureType.InvalidInput, 'config.yaml has an invalid gateway section (api_port, api_bind)');
-  const g = r.data.gateway;
-  const bind = g.api_bind ?? '127.0.0.1';
-  // Health is read on loopback: a wildcard bind is reached there too.
-  const host = bind === '0.0.0.0' || bind === '' ? '127.0.0.1' : bind === '::' ? '::1' : bind;
-  return { port: g.api_port ?? 18970, host, token: g.token };
+  return healthAddress(parsed);
 }
 
 export async function readHealth(config: HostConfig, timeoutMs = 2000): Promise<HealthReading> {
@@ -88,7 +108,6 @@ export async function readHealth(config: HostConfig, timeoutMs = 2000): Promise<
   const host = api.host.includes(':') ? `[${api.host}]` : api.host;
   try {
     const res = await request(`http://${host}:${api.port}/health`, {
-      headers: api.token ? { authorization: `Bearer ${api.token}` } : {},
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
     });
@@ -108,6 +127,8 @@ const WaitHealthyInput = z
   .object({
     version: VersionSchema.optional(),
     timeoutSeconds: z.number().int().min(1).max(LIMITS.healthTimeoutSeconds.max),
+    /** Count `reconnecting` (OpenClaw not connected) as healthy. */
+    acceptReconnecting: z.boolean().optional(),
   })
   .strict();
 
@@ -131,16 +152,20 @@ export async function waitHealthy(config: HostConfig, rawInput: unknown): Promis
     last = await readHealth(config);
     polls++;
     heartbeat({ deadline, polls, state: last.state } satisfies HealthBeat);
-    if (isHealthy(last, input.version)) return { state: last.state, polls };
+    if (isHealthy(last, input.version, input.acceptReconnecting)) return { state: last.state, polls };
     if (Date.now() >= deadline) break;
     await sleep(Math.min(250, Math.max(0, deadline - Date.now())), cancellationSignal());
   }
   const versionNote =
-    last.binaryVersion && input.version && last.binaryVersion !== input.version
-      ? `, reporting version ${last.binaryVersion} instead of ${input.version}`
+    input.version && last.binaryVersion !== input.version && last.state !== 'unreachable'
+      ? `, reporting version ${last.binaryVersion ?? '(none)'} instead of ${input.version}`
+      : '';
+  const reconnectNote =
+    last.state === 'reconnecting' && !input.acceptReconnecting
+      ? '; reconnecting means OpenClaw is not connected: start OpenClaw, or pass --reconnecting accept'
       : '';
   throw refuse(
     FailureType.HealthTimeout,
-    `the gateway did not become healthy within ${input.timeoutSeconds} s (last state: ${last.state}${versionNote})`,
+    `the gateway did not become healthy within ${input.timeoutSeconds} s (last state: ${last.state}${versionNote})${reconnectNote}`,
   );
 }

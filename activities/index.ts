@@ -13,6 +13,7 @@ import * as install from './install.js';
 import * as migrations from './migrations.js';
 import { detectPlatform } from './platform.js';
 import * as releases from './releases.js';
+import * as signature from './signature.js';
 import { FailureType, refuse, validated, withHeartbeat } from './support.js';
 
 export function createActivities(config: HostConfig) {
@@ -34,13 +35,25 @@ export function createActivities(config: HostConfig) {
       names: string[];
       declared?: Array<{ name: string; size: number }>;
     }) => artifacts.preflight(config, input),
-    downloadArtifact: (input: { version: string; stagingId: string; name: string; size: number; verify: boolean }) =>
-      artifacts.downloadArtifact(config, input),
+    downloadArtifact: (input: {
+      version: string;
+      stagingId: string;
+      name: string;
+      size: number;
+      verify: boolean;
+      sha256?: string;
+    }) => artifacts.downloadArtifact(config, input),
     verifySignature: (input: { version: string; stagingId: string; signed: boolean }) =>
-      artifacts.verifySignature(config, input),
-    stageGateway: (input: { version: string; stagingId: string; platform: { os: string; arch: string } }) =>
-      artifacts.stageGateway(config, input),
-    prepareVenv: (input: { version: string; stagingId: string }) => install.prepareVenv(config, input),
+      signature.verifySignature(config, input),
+    stageGateway: (input: {
+      version: string;
+      stagingId: string;
+      platform: { os: string; arch: string };
+      asset?: string;
+      sha256?: string;
+    }) => artifacts.stageGateway(config, input),
+    prepareVenv: (input: { version: string; stagingId: string; asset?: string; sha256?: string }) =>
+      install.prepareVenv(config, input),
     removeStaging: (input: { stagingId: string }) => artifacts.removeStaging(config, input),
     discardVenv: (input: { venvId: string }) => install.discardVenv(config, input),
     createBackup: (input: { backupId: string; fromVersion: string; toVersion?: string }) =>
@@ -51,10 +64,16 @@ export function createActivities(config: HostConfig) {
     stopGateway: () => gateway.stopGateway(config),
     installGateway: (input: { stagingId: string; sha256: string }) => install.installGateway(config, input),
     switchVenv: (input: { venvId: string; backupId: string }) => install.switchVenv(config, input),
-    runMigrations: (input: { fromVersion: string; toVersion: string }) => migrations.runMigrations(config, input),
+    runMigrations: (input: {
+      fromVersion: string;
+      toVersion: string;
+      required?: string[];
+      failurePolicy?: 'warn' | 'fail';
+    }) => migrations.runMigrations(config, input),
     startGateway: (input: { healthTimeoutSeconds: number }) => gateway.startGateway(config, input),
     restartOpenclaw: () => gateway.restartOpenclaw(config),
-    waitHealthy: (input: { version?: string; timeoutSeconds: number }) => health.waitHealthy(config, input),
+    waitHealthy: (input: { version?: string; timeoutSeconds: number; acceptReconnecting?: boolean }) =>
+      health.waitHealthy(config, input),
     restoreFiles: (input: { backupId: string }) => backup.restoreFiles(config, input),
     restoreGateway: (input: { backupId: string }) => backup.restoreGateway(config, input),
     restoreVenv: (input: { backupId: string; preserveCurrentAs?: string }) => backup.restoreVenv(config, input),

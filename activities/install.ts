@@ -18,8 +18,10 @@ import { cliLinkPath, preservedVenvFor, venvPath } from './backup.js';
 import { run, which } from './exec.js';
 import { atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, sha256File } from './fsutil.js';
 import { gatewayBinary } from './gateway.js';
+import { decodeProtected } from './protected-artifact.js';
+import { isProtectedName, isRefusalEnvelope, isReleaseAssetName } from './release-eras.js';
 import { assetNames } from './releases.js';
-import { FailureType, cancellationSignal, refuse, validated } from './support.js';
+import { FailureType, activityContext, cancellationSignal, refuse, validated } from './support.js';
 
 const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/);
 const VENV_ID = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+-[A-Za-z0-9]{6,12}$/, 'a venv name like 0.4.0-abc123');
@@ -48,18 +50,102 @@ async function installedVersion(config: HostConfig, python: string): Promise<str
   return r.exitCode === 0 ? r.output.split('\n').pop()?.trim() : undefined;
 }
 
-const PrepareVenvInput = z.object({ version: VersionSchema, stagingId: STAGING_ID }).strict();
+const PrepareVenvInput = z
+  .object({
+    version: VersionSchema,
+    stagingId: STAGING_ID,
+    /** The downloaded wheel asset (default: the canonical wheel); a `.dcwheel` is decoded first. */
+    asset: z.string().max(256).optional(),
+    /** Its verified SHA-256, checked again while a protected payload is decoded. */
+    sha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
+  })
+  .strict();
+
+/** The wheel file to install: the asset itself, or a `.dcwheel` decoded to the `.whl` it protects. */
+async function wheelFile(dir: string, version: string, asset: string, sha256?: string): Promise<string> {
+  if (!isReleaseAssetName(version, asset) || !/\.(whl|dcwheel)$/.test(asset)) {
+    throw refuse(FailureType.InvalidInput, `refusing wheel asset ${JSON.stringify(asset.slice(0, 120))}`);
+  }
+  let wheel = inside(dir, asset);
+  if (isProtectedName(version, asset)) {
+    wheel = inside(dir, asset.replace(/\.dcwheel$/, '.whl'));
+    await fs.rm(wheel, { force: true });
+    await decodeProtected(inside(dir, asset), wheel, sha256);
+  }
+  const fh = await fs.open(wheel, 'r');
+  try {
+    const head = Buffer.alloc(512);
+    const { bytesRead } = await fh.read(head, 0, 512, 0);
+    if (isRefusalEnvelope(head.subarray(0, bytesRead)) || head.readUInt32LE(0) !== 0x04034b50) {
+      throw refuse(FailureType.UnsafeArchive, `${asset} is not a wheel (a refusal envelope or another file)`);
+    }
+  } finally {
+    await fh.close();
+  }
+  return wheel;
+}
+
+/** site-packages of an environment. */
+async function purelib(config: HostConfig, python: string): Promise<string | undefined> {
+  const r = await run(python, ['-I', '-c', "import sysconfig; print(sysconfig.get_paths()['purelib'])"], {
+    env: config.commandEnv,
+    timeoutMs: 30_000,
+  });
+  const p = r.output.split('\n').pop()?.trim();
+  return r.exitCode === 0 && p && path.isAbsolute(p) ? p : undefined;
+}
+
+/** The distributions of the package itself, which the new wheel replaces. */
+const OWN_DIST = /^defenseclaw(?:[-_.].*)?$/i;
+
+/**
+ * Seeds a new environment with everything the live one has installed (except DefenseClaw itself):
+ * its site-packages, and its console scripts with their `#!` line pointed at the new interpreter.
+ * Then the new wheel installs offline when the live environment already satisfies it, and a host
+ * that cannot reach PyPI upgrades all the same.
+ */
+async function seedFromLive(config: HostConfig, newDir: string, newPython: string): Promise<boolean> {
+  const liveDir = venvPath(config);
+  const livePython = path.join(liveDir, 'bin', 'python');
+  const [from, to] = [await purelib(config, livePython), await purelib(config, newPython)];
+  if (!from || !to || path.basename(path.dirname(from)) !== path.basename(path.dirname(to))) return false;
+  for (const name of await fs.readdir(from)) {
+    if (OWN_DIST.test(name)) continue;
+    await fs.cp(path.join(from, name), path.join(to, name), { recursive: true, verbatimSymlinks: true, force: false });
+  }
+  const liveBin = path.join(await fs.realpath(liveDir), 'bin');
+  const newBin = path.join(newDir, 'bin');
+  for (const name of await fs.readdir(liveBin)) {
+    if (/^(python|pip|activate|deactivate|defenseclaw$)/.test(name)) continue;
+    const src = path.join(liveBin, name);
+    const st = await fs.lstat(src);
+    if (!st.isFile() || (await lstatOrUndefined(path.join(newBin, name)))) continue;
+    let data = await fs.readFile(src);
+    const firstLine = data.subarray(0, Math.max(0, data.indexOf(10))).toString('utf8');
+    if (firstLine.startsWith('#!') && firstLine.includes(`${liveBin}/python`)) {
+      data = Buffer.concat([Buffer.from(firstLine.replace(`${liveBin}/python`, `${newBin}/python`)), data.subarray(firstLine.length)]);
+    }
+    await fs.writeFile(path.join(newBin, name), data, { mode: st.mode & 0o7777 });
+  }
+  return true;
+}
 
 /**
  * Activity: builds the new Python environment beside the live one and installs the verified
- * wheel into it (uv when present, else the venv's pip). Nothing live changes.
+ * wheel into it. It first reuses what the live environment has installed and installs offline
+ * (no index contacted); only when that does not satisfy the new wheel does it fetch the missing
+ * dependencies from the package index. Nothing live changes; a failure leaves the live one as it is.
  */
 export async function prepareVenv(
   config: HostConfig,
   rawInput: unknown,
-): Promise<{ venvId: string; tool: 'uv' | 'pip' }> {
+): Promise<{ venvId: string; tool: 'uv' | 'pip'; offline: boolean }> {
   const input = validated(PrepareVenvInput, rawInput, 'prepareVenv');
-  const wheel = inside(await stagingDir(config, input.stagingId), assetNames(input.version).wheel);
+  const staging = await stagingDir(config, input.stagingId);
+  const wheel = await wheelFile(staging, input.version, input.asset ?? assetNames(input.version).wheel, input.sha256);
   const venvId = `${input.version}-${input.stagingId.replace(/[^A-Za-z0-9]/g, '').slice(-8)}`;
   await ensureRealDir(config.dataDir, venvsRoot(config), 0o755);
   const dir = inside(venvsRoot(config), venvId);
@@ -68,22 +154,40 @@ export async function prepareVenv(
   const uv = await which('uv', config.commandEnv);
   const python = path.join(dir, 'bin', 'python');
   const opts = { env: config.commandEnv, timeoutMs: 10 * 60_000, signal: cancellationSignal() };
-  const steps: Array<[string, string[]]> = uv
-    ? [
-        [uv, ['venv', '--quiet', '--python', base, dir]],
-        [uv, ['pip', 'install', '--quiet', '--python', python, '--reinstall', wheel]],
-      ]
-    : [
-        [base, ['-m', 'venv', dir]],
-        [python, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--force-reinstall', wheel]],
-      ];
-  for (const [file, args] of steps) {
+  const must = async (file: string, args: string[]) => {
     const r = await run(file, args, opts);
     if (r.exitCode !== 0) {
       throw new Error(
         `${path.basename(file)} ${args[0]} failed (exit ${r.exitCode}): ${r.output.split('\n').slice(-3).join(' ').slice(0, 400)}`,
       );
     }
+  };
+  if (uv) await must(uv, ['venv', '--quiet', '--python', base, dir]);
+  else await must(base, ['-m', 'venv', dir]);
+
+  const seeded = await seedFromLive(config, dir, python).catch((err) => {
+    activityContext()?.log.warn(`could not reuse the live environment's packages: ${(err as Error).message}`);
+    return false;
+  });
+  const install = (offline: boolean) =>
+    uv
+      ? run(uv, ['pip', 'install', '--quiet', '--python', python, ...(offline ? ['--offline'] : []), wheel], opts)
+      : run(
+          python,
+          ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...(offline ? ['--no-index'] : []), wheel],
+          opts,
+        );
+  let offline = seeded;
+  let r = seeded ? await install(true) : undefined;
+  if (!r || r.exitCode !== 0) {
+    if (r) activityContext()?.log.info("the live environment does not satisfy the new wheel; fetching what it lacks");
+    offline = false;
+    r = await install(false);
+  }
+  if (r.exitCode !== 0) {
+    throw new Error(
+      `installing defenseclaw ${input.version} failed (exit ${r.exitCode}): ${r.output.split('\n').slice(-3).join(' ').slice(0, 400)}; the live environment was not touched`,
+    );
   }
   const got = await installedVersion(config, python);
   if (got !== input.version) {
@@ -92,7 +196,7 @@ export async function prepareVenv(
       `the new environment has defenseclaw ${got ?? 'missing'}, expected ${input.version}`,
     );
   }
-  return { venvId, tool: uv ? 'uv' : 'pip' };
+  return { venvId, tool: uv ? 'uv' : 'pip', offline };
 }
 
 const InstallGatewayInput = z.object({ stagingId: STAGING_ID, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict();

@@ -1,11 +1,25 @@
 /**
  * Resolving a release: the GitHub releases API (or a server that speaks it), read as untrusted
- * input. The token authenticates API calls only; rate limits are waited out when short.
+ * input, then its checksums.txt and upgrade-manifest.json (small files from the download host), so
+ * that release-eras.ts can decide what the release is before anything large is downloaded. The
+ * token authenticates API calls only; rate limits are waited out when short.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { HostConfig } from '../worker/host-config.js';
+import type { ReleaseLayout } from '../workflows/release-layout.js';
 import { VersionSchema, compareVersions, isVersion } from '../workflows/types.js';
 import { describeHttpError, httpRequest } from './http.js';
+import {
+  CHECKSUMS,
+  MANIFEST,
+  classifyRelease,
+  digestOf,
+  isReleaseAssetName,
+  parseChecksums,
+  parseUpgradeManifest,
+  releaseAssetNames,
+} from './release-eras.js';
 import {
   FailureType,
   activityContext,
@@ -32,6 +46,8 @@ const ReleaseJson = z.object({
       z.object({
         name: z.string().max(256),
         size: z.number().int().nonnegative(),
+        /** `sha256:<hex>`, which GitHub computes for every asset. */
+        digest: z.string().max(200).nullish(),
       }),
     )
     .max(1000),
@@ -42,28 +58,18 @@ export const ResolveInput = z.object({ version: VersionSchema.optional() }).stri
 export interface ResolvedRelease {
   version: string;
   publishedAt?: string;
-  /** Asset names that have the exact shape of this release's assets, with declared sizes. */
-  assets: Array<{ name: string; size: number }>;
+  /** Asset names that have the exact shape of this release's assets, with declared sizes and digests. */
+  assets: Array<{ name: string; size: number; digest?: string }>;
   /** True when checksums.txt.sig and .pem are published. */
   signed: boolean;
+  /** What the release is (era, assets, verification, signature, manifest); set by resolveRelease. */
+  layout?: ReleaseLayout;
 }
 
-/** The exact asset names of a release; nothing else is ever downloaded. */
+/** The exact asset names of a release; nothing else is ever downloaded (see release-eras.ts). */
 export function assetNames(version: string) {
-  const checksums = 'checksums.txt';
-  return {
-    gateway: (os: string, arch: string) => `defenseclaw_${version}_${os}_${arch}.tar.gz`,
-    wheel: `defenseclaw-${version}-py3-none-any.whl`,
-    checksums,
-    signature: `${checksums}.sig`,
-    certificate: `${checksums}.pem`,
-  };
-}
-
-function isExpectedAssetName(version: string, name: string): boolean {
-  const n = assetNames(version);
-  if ([n.wheel, n.checksums, n.signature, n.certificate].includes(name)) return true;
-  return ['darwin', 'linux'].some((os) => ['amd64', 'arm64'].some((arch) => n.gateway(os, arch) === name));
+  const n = releaseAssetNames(version);
+  return { ...n, gateway: (os: string, arch: string) => n.tarball({ os, arch } as never) };
 }
 
 export function parseRelease(json: unknown, requested?: string): ResolvedRelease {
@@ -92,7 +98,9 @@ export function parseRelease(json: unknown, requested?: string): ResolvedRelease
       `release ${tag} lists an asset name ${JSON.stringify(pathLike.name.slice(0, 80))} that is a path; refusing the release`,
     );
   }
-  const assets = r.data.assets.filter((a) => isExpectedAssetName(tag, a.name));
+  const assets = r.data.assets
+    .filter((a) => isReleaseAssetName(tag, a.name))
+    .map((a) => ({ name: a.name, size: a.size, ...(a.digest ? { digest: a.digest } : {}) }));
   const names = new Set(assets.map((a) => a.name));
   const n = assetNames(tag);
   return {
@@ -190,8 +198,97 @@ export async function resolveRelease(config: HostConfig, rawInput: unknown): Pro
       await res.body.dump();
       throw new Error(`release API answered HTTP ${res.status} for ${config.releases.repo}`);
     }
-    return parseRelease(await readJson(res.body), input.version);
+    const release = parseRelease(await readJson(res.body), input.version);
+    return { ...release, layout: await readLayout(config, release) };
   }
+}
+
+/** The largest checksums.txt / upgrade-manifest.json we read. */
+const MAX_SMALL_ASSET = 1024 * 1024;
+
+/** URL of a release asset on the download host (GitHub answers it with a 302 to its asset host). */
+export function assetUrl(config: HostConfig, version: string, name: string): string {
+  return `${config.releases.downloadBase}/${config.releases.repo}/releases/download/${encodeURIComponent(version)}/${encodeURIComponent(name)}`;
+}
+
+/** Fetches a small asset whole (never with the API token), with its SHA-256. */
+async function fetchSmallAsset(config: HostConfig, version: string, name: string) {
+  const url = assetUrl(config, version, name);
+  let res;
+  try {
+    res = await httpRequest(config, url, { allowedHosts: config.releases.allowedHosts, signal: cancellationSignal() });
+  } catch (err) {
+    if ((err as { type?: string }).type) throw err;
+    throw new Error(`fetching ${name} failed: ${describeHttpError(err, url)}`);
+  }
+  if (res.status !== 200) {
+    await res.body.dump();
+    if (res.status === 404) throw refuse(FailureType.NotFound, `${name} of release ${version} is missing (HTTP 404)`);
+    throw new Error(`fetching ${name} answered HTTP ${res.status}`);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const c of res.body as AsyncIterable<Buffer>) {
+    size += c.length;
+    if (size > MAX_SMALL_ASSET) {
+      res.body.destroy();
+      throw refuse(FailureType.TooLarge, `${name} of release ${version} is larger than ${MAX_SMALL_ASSET} bytes`);
+    }
+    chunks.push(c);
+  }
+  const data = Buffer.concat(chunks);
+  return { data, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+/** A file's expected SHA-256: its checksums.txt line, else GitHub's digest; both present must agree. */
+function expectedDigest(release: ResolvedRelease, name: string, checksums?: string): string | undefined {
+  const listed = checksums ? parseChecksums(checksums).get(name) : undefined;
+  const digest = digestOf(release.assets.find((a) => a.name === name)?.digest);
+  if (listed && digest && listed !== digest) {
+    throw refuse(FailureType.ChecksumMismatch, `checksums.txt and GitHub's digest disagree for ${name}; refusing the release`);
+  }
+  return listed ?? digest;
+}
+
+/**
+ * Reads checksums.txt and upgrade-manifest.json when the release lists them and decides the
+ * release's layout. The manifest must match its checksums.txt line (or its digest).
+ */
+async function readLayout(config: HostConfig, release: ResolvedRelease): Promise<ReleaseLayout> {
+  const has = (name: string) => release.assets.find((a) => a.name === name);
+  const sumsAsset = has(CHECKSUMS);
+  let checksums: { text: string; sha256: string; size: number } | undefined;
+  if (sumsAsset) {
+    const got = await fetchSmallAsset(config, release.version, CHECKSUMS);
+    checksums = { text: got.data.toString('utf8'), sha256: got.sha256, size: got.data.length };
+  }
+  let manifest: ReturnType<typeof parseUpgradeManifest> | undefined;
+  if (has(MANIFEST)) {
+    const got = await fetchSmallAsset(config, release.version, MANIFEST);
+    // The manifest decides migrations and bridges: it is verified like any other file.
+    const expected = expectedDigest(release, MANIFEST, checksums?.text);
+    if (!expected && !config.allowMissingChecksums) {
+      throw refuse(FailureType.ChecksumsMissing, `refusing ${MANIFEST}: neither checksums.txt nor GitHub's digest covers it`);
+    }
+    if (expected && expected !== got.sha256) {
+      throw refuse(FailureType.ChecksumMismatch, `checksum mismatch for ${MANIFEST} of release ${release.version}; refusing the release`);
+    }
+    let json: unknown;
+    try {
+      json = JSON.parse(got.data.toString('utf8'));
+    } catch {
+      throw refuse(FailureType.InvalidInput, `${MANIFEST} of release ${release.version} is not JSON`);
+    }
+    manifest = parseUpgradeManifest(json, release.version);
+  }
+  return classifyRelease({
+    version: release.version,
+    assets: release.assets,
+    checksums,
+    manifest,
+    repo: config.releases.repo,
+    allowUnverified: config.allowMissingChecksums,
+  });
 }
 
 export { compareVersions };

@@ -25,6 +25,11 @@ export const FailureType = {
   BackupInvalid: 'BackupInvalid',
   VersionMismatch: 'VersionMismatch',
   HostMismatch: 'HostMismatch',
+  SignatureInvalid: 'SignatureInvalid',
+  SignatureIdentity: 'SignatureIdentity',
+  SignatureMissing: 'SignatureMissing',
+  MigrationsIncomplete: 'MigrationsIncomplete',
+  RouteRefused: 'RouteRefused',
 } as const;
 
 /** A refusal that no retry can fix. The message must be safe to show and store. */

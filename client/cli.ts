@@ -4,7 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { runWorkerForeground } from '../worker/worker.js';
-import { ON_FAILURE } from '../workflows/types.js';
+import { ON_FAILURE, RECONNECTING } from '../workflows/types.js';
 import { agentStart, agentStatusCommand, agentStop } from './commands/agent.js';
 import { backupsCommand } from './commands/backups.js';
 import { cancelCommand } from './commands/cancel.js';
@@ -51,6 +51,14 @@ export function buildProgram(): Command {
     .option('--health-timeout <seconds>', 'seconds to wait for gateway health after the restart', '60')
     .addOption(
       new Option('--on-failure <policy>', 'after a failure past the stop').choices([...ON_FAILURE]).default('rollback'),
+    )
+    .addOption(
+      new Option(
+        '--reconnecting <policy>',
+        'whether the gateway counts as healthy while OpenClaw is not connected (auto: only if it was not running before)',
+      )
+        .choices([...RECONNECTING])
+        .default('auto'),
     );
   sourceOptions(targetOptions(upgrade)).action(action((flags) => upgradeCommand(flags)));
 

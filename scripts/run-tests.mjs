@@ -39,6 +39,20 @@ if (files.length === 0) {
   process.exit(2);
 }
 
+// The real DefenseClaw gateway's `start` SIGTERMs every process whose command line names
+// `defenseclaw-gateway`, simulated gateways included: real-*.test files run alone, after the others.
 const env = { ...process.env, PATH: `${path.dirname(uv)}${path.delimiter}${process.env.PATH ?? ''}` };
-const r = spawnSync(process.execPath, ['--test', '--test-concurrency=2', ...files], { stdio: 'inherit', env });
-process.exit(r.status ?? 1);
+const isReal = (f) => path.basename(f).startsWith('real-');
+const phases = [
+  { files: files.filter((f) => !isReal(f)), concurrency: 2 },
+  { files: files.filter(isReal), concurrency: 1 },
+].filter((p) => p.files.length > 0);
+let status = 0;
+for (const phase of phases) {
+  const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${phase.concurrency}`, ...phase.files], {
+    stdio: 'inherit',
+    env,
+  });
+  if (r.status !== 0) status = r.status ?? 1;
+}
+process.exit(status);

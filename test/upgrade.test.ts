@@ -113,15 +113,15 @@ describe('upgradeHost', () => {
     assert.equal((await host.sim.health())?.gateway.state, 'running');
   });
 
-  it('pre-flight 404 leaves the gateway running and nothing replaced', async () => {
+  it('a release without its wheel is refused when it is resolved; the gateway keeps running, nothing replaced', async () => {
     const host = await h.host();
     const before = await host.sim.snapshot();
     await h.releases.setOptions({ missingAssets: ['defenseclaw-0.3.1-py3-none-any.whl'] });
     try {
       const r = await host.result(await host.upgrade({ version: '0.3.1' }));
       assert.equal(r.outcome, 'failed-unchanged');
-      assert.equal(r.failure?.step, 'preflight');
-      assert.match(r.message, /defenseclaw-0\.3\.1-py3-none-any\.whl is missing/);
+      assert.equal(r.failure?.step, 'resolve');
+      assert.match(r.message, /release 0\.3\.1 has no asset defenseclaw-0\.3\.1-py3-none-any\.whl/);
     } finally {
       await h.releases.setOptions({ missingAssets: [] });
     }

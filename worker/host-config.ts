@@ -54,6 +54,10 @@ export interface HostConfig {
   };
   /** Set by the host's operator only: accept a release without checksums.txt (logged loudly). */
   allowMissingChecksums: boolean;
+  /** Operator only: accept a 0.8.4+ release without a signature (DEFENSECLAW_ALLOW_UNSIGNED=1). */
+  allowUnsigned: boolean;
+  /** Operator only: accept a 0.8.4+ signature checked locally when cosign is not installed (DEFENSECLAW_ALLOW_NO_COSIGN=1). */
+  allowNoCosign: boolean;
   /** Environment for commands run on the host (gateway, python, uv, openclaw): no credentials. */
   commandEnv: Record<string, string>;
   /** The GitHub token for API calls; a function so it is never serialized with the config. */
@@ -147,6 +151,8 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
       maxArtifactBytes: positiveInt(env.DEFENSECLAW_MAX_ARTIFACT_BYTES, 512 * 1024 * 1024),
     },
     allowMissingChecksums: overrides.allowMissingChecksums ?? env.DEFENSECLAW_ALLOW_MISSING_CHECKSUMS === '1',
+    allowUnsigned: env.DEFENSECLAW_ALLOW_UNSIGNED === '1',
+    allowNoCosign: env.DEFENSECLAW_ALLOW_NO_COSIGN === '1',
     commandEnv,
     githubToken: () => token,
   };
@@ -179,5 +185,7 @@ export function describeHostConfig(c: HostConfig): Record<string, unknown> {
     releases: c.releases,
     githubToken: c.githubToken() ? 'set' : 'not set',
     allowMissingChecksums: c.allowMissingChecksums,
+    allowUnsigned: c.allowUnsigned,
+    allowNoCosign: c.allowNoCosign,
   };
 }

@@ -21,18 +21,21 @@ export async function recover(
   undo: Saga,
   policy: OnFailure,
   healthTimeoutSeconds: number,
+  /** The version to roll back to (default: the run's), and whether `reconnecting` counts as healthy. */
+  opts: { from?: string; acceptReconnecting?: boolean } = {},
 ): Promise<ReturnType<HostRun['result']>> {
   const cancelled = isCancellation(err);
   const failedStep = run.steps.filter((s) => s.status === 'failed').pop()?.name ?? (cancelled ? 'cancel' : 'unknown');
   const failure = { step: failedStep, error: cancelled ? 'cancelled by an operator' : failureText(err) };
   const backup = `backups/${run.backupId}`;
   run.phase = 'compensating';
-  const from = run.from!;
+  const from = opts.from ?? run.from!;
+  const health = { timeoutSeconds: healthTimeoutSeconds, acceptReconnecting: opts.acceptReconnecting };
 
   const outcome = await CancellationScope.nonCancellable(async () => {
     if (failedStep === 'stop' && undo.size === 0) {
       // The stop itself was not proven: nothing was replaced; make sure the old gateway serves.
-      const healthy = await startAndCheck(run, from, healthTimeoutSeconds);
+      const healthy = await startAndCheck(run, from, health);
       if (healthy) {
         return run.result(
           'failed-unchanged',
@@ -52,7 +55,7 @@ export async function recover(
       );
     }
     if (policy === 'restart' && !cancelled) {
-      const ok = await restartAndCheck(run, undefined, healthTimeoutSeconds);
+      const ok = await restartAndCheck(run, undefined, health);
       return run.result(
         'restarted',
         `upgrade failed at ${failedStep} (${failure.error}); the gateway was restarted as installed (${ok ? 'healthy' : 'NOT healthy'}). Backup: ${backup}.`,
@@ -61,7 +64,7 @@ export async function recover(
     }
     const problems = await undo.compensate();
     for (const p of problems) run.skip('rollback', `FAILED: ${p.name}: ${failureText(p.error)}`);
-    const healthy = problems.length === 0 && (await restartAndCheck(run, from, healthTimeoutSeconds));
+    const healthy = problems.length === 0 && (await restartAndCheck(run, from, health));
     if (healthy) {
       return run.result(
         'rolled-back',
@@ -91,23 +94,31 @@ export async function recover(
 }
 
 /** Stops, starts the gateway and waits for health (of `version`, when given); true when healthy. */
-async function restartAndCheck(run: HostRun, version: string | undefined, timeoutSeconds: number): Promise<boolean> {
+type HealthRule = { timeoutSeconds: number; acceptReconnecting?: boolean };
+
+async function restartAndCheck(run: HostRun, version: string | undefined, health: HealthRule): Promise<boolean> {
   try {
     await run.step('rollback', 'stop gateway', (o) => compensating.stopGateway.executeWithOptions(o, []));
   } catch {
     return false;
   }
-  return startAndCheck(run, version, timeoutSeconds);
+  return startAndCheck(run, version, health);
 }
 
 /** Starts the gateway (a no-op when it runs) and waits for health; true when healthy. */
-async function startAndCheck(run: HostRun, version: string | undefined, timeoutSeconds: number): Promise<boolean> {
+async function startAndCheck(run: HostRun, version: string | undefined, health: HealthRule): Promise<boolean> {
   try {
     await run.step('rollback', `start gateway${version ? ` ${version}` : ''}`, (o) =>
-      compensating.startGateway.executeWithOptions(o, [{ healthTimeoutSeconds: timeoutSeconds }]),
+      compensating.startGateway.executeWithOptions(o, [{ healthTimeoutSeconds: health.timeoutSeconds }]),
     );
     await run.step('rollback', `wait for /health running${version ? ` on ${version}` : ''}`, (o) =>
-      compensating.waitHealthy.executeWithOptions(o, [{ version, timeoutSeconds }]),
+      compensating.waitHealthy.executeWithOptions(o, [
+        {
+          version,
+          timeoutSeconds: health.timeoutSeconds,
+          ...(health.acceptReconnecting !== undefined ? { acceptReconnecting: health.acceptReconnecting } : {}),
+        },
+      ]),
     );
     return true;
   } catch {

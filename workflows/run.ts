@@ -48,6 +48,8 @@ export class HostRun {
   artifacts: ArtifactInfo[] = [];
   signature?: SignatureStatus;
   migrationsRun?: number;
+  /** Things the run went on despite (a migration under policy warn, openclaw not restarted). */
+  warnings: string[] = [];
   outcome?: UpgradeOutcome;
   message?: string;
   private answer?: ConfirmAnswer;
@@ -115,6 +117,22 @@ export class HostRun {
     } finally {
       rec.endedAt = workflowTime();
     }
+  }
+
+  /**
+   * The signature step says plainly what was not verified, with a skipped mark instead of a plain
+   * success: no signature at all, or no cosign to check the Sigstore chain and transparency log.
+   */
+  noteSignature(status: SignatureStatus): void {
+    const rec = this.steps[this.steps.length - 1];
+    if (!rec || rec.name !== 'verify' || status === 'verified') return;
+    rec.status = 'skipped';
+    rec.detail =
+      status === 'unsigned'
+        ? 'signature: SKIPPED, the release publishes no checksums.txt signature'
+        : status === 'checked-locally'
+          ? 'signature: cosign SKIPPED (not installed); certificate identity and signature checked locally, Sigstore chain and transparency log NOT verified'
+          : 'signature: SKIPPED, cosign is not installed';
   }
 
   skip(name: string, why: string): void {

@@ -68,6 +68,14 @@ export const IdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/,
 export const ON_FAILURE = ['rollback', 'restart', 'stop'] as const;
 export type OnFailure = (typeof ON_FAILURE)[number];
 
+/**
+ * `reconnecting` after the start (the gateway serves, OpenClaw is not connected): `auto` accepts it
+ * only when the gateway was not `running` before the upgrade (OpenClaw was down already: the upgrade
+ * did not make it worse); `accept` always; `refuse` never (OpenClaw must be connected again).
+ */
+export const RECONNECTING = ['auto', 'accept', 'refuse'] as const;
+export type ReconnectingPolicy = (typeof RECONNECTING)[number];
+
 export const LIMITS = {
   healthTimeoutSeconds: { min: 1, max: 3600, default: 60 },
   confirmTimeoutSeconds: { min: 10, max: 86400, default: 900 },
@@ -82,6 +90,8 @@ export const UpgradeOptionsSchema = z
     healthTimeoutSeconds: seconds(LIMITS.healthTimeoutSeconds),
     /** What to do when anything fails after the gateway was stopped. */
     onFailure: z.enum(ON_FAILURE).default('rollback'),
+    /** Whether `reconnecting` counts as healthy after the start (see RECONNECTING). */
+    reconnecting: z.enum(RECONNECTING).default('auto'),
     /** Wait for an operator's confirmation (Update `confirm`) before changing anything. */
     requireConfirmation: z.boolean().default(false),
     /** How long to wait for that confirmation before giving up (nothing changed). */
@@ -207,7 +217,32 @@ export interface ArtifactInfo {
   sha256: string;
 }
 
-export type SignatureStatus = 'verified' | 'unsigned' | 'cosign-missing';
+/**
+ * How far checksums.txt's signature was verified: `verified` (cosign: identity, chain, transparency
+ * log), `checked-locally` (certificate identity and signature checked here; cosign not installed),
+ * `unsigned` (the release has no signature). `cosign-missing` is what runs before release eras said.
+ */
+export type SignatureStatus = 'verified' | 'checked-locally' | 'unsigned' | 'cosign-missing';
+
+/** One hop of an upgrade: a complete upgrade from one version to the next (a bridge release, or the target). */
+export interface PlanHop {
+  from: string;
+  to: string;
+  /** goreleaser | manifest | protected */
+  era: string;
+  /** This hop installs a bridge release the next one requires. */
+  bridge: boolean;
+  gateway: { name: string; verifiedBy: string };
+  wheel: { name: string; verifiedBy: string };
+  /** checksums.txt.sig/.pem (and .bundle) the release publishes; empty when unsigned. */
+  signatureFiles: string[];
+  signatureRequired: boolean;
+  /** Certificate identities accepted for this release. */
+  identities: string[];
+  /** Migrations that must be in the cursor after this hop, and what a missing one does. */
+  migrations: string[];
+  migrationFailurePolicy: 'warn' | 'fail';
+}
 
 export interface UpgradePlan {
   host: string;
@@ -216,6 +251,10 @@ export interface UpgradePlan {
   platform: Platform;
   artifacts: ArtifactInfo[];
   signature: SignatureStatus;
+  /** Every hop, in order (one unless the release requires a bridge). Absent in runs before release eras. */
+  route?: PlanHop[];
+  /** When the gateway counts as healthy after the start. */
+  health?: string;
   /** Folder name under $DEFENSECLAW_HOME/backups that the backup will create. */
   backupId: string;
   /** What happens between the stop and healthy. */
@@ -234,7 +273,9 @@ export type UpgradeOutcome =
   | 'rolled-back'
   | 'restarted'
   | 'stopped'
-  | 'rollback-failed';
+  | 'rollback-failed'
+  /** A chain of hops stopped after at least one hop: the host runs an intermediate version, healthy. */
+  | 'partial';
 
 export type Phase = 'starting' | 'preparing' | 'awaiting-confirmation' | 'upgrading' | 'compensating' | 'finished';
 

@@ -26,6 +26,7 @@ export interface UpgradeFlags extends CommonFlags {
   version?: string;
   healthTimeout?: string;
   onFailure?: string;
+  reconnecting?: string;
 }
 
 export async function upgradeCommand(flags: UpgradeFlags): Promise<number> {
@@ -38,6 +39,7 @@ export async function upgradeCommand(flags: UpgradeFlags): Promise<number> {
         seconds(flags.healthTimeout, '--health-timeout', LIMITS.healthTimeoutSeconds) ??
         LIMITS.healthTimeoutSeconds.default,
       onFailure: flags.onFailure ?? 'rollback',
+      reconnecting: flags.reconnecting ?? 'auto',
       requireConfirmation: !flags.yes,
     },
     'option',

@@ -39,15 +39,31 @@ export function renderProgress(p: UpgradeProgress, now: number, download?: Downl
 
 export function renderPlan(plan: UpgradePlan): string {
   const sig = {
-    verified: 'verified with cosign',
-    unsigned: 'not signed by the release',
+    verified: 'verified with cosign (identity, Sigstore chain, transparency log)',
+    'checked-locally':
+      'identity and signature checked locally; NOT verified with cosign (not installed): Sigstore chain and transparency log unchecked',
+    unsigned: 'SKIPPED: the release is not signed',
     'cosign-missing': 'signed, NOT verified (cosign is not installed)',
   }[plan.signature];
+  const route = plan.route ?? [];
+  const how = (v: string) => (v === 'checksums' ? 'checksums.txt' : v === 'digest' ? "GitHub's asset digest" : 'NOT VERIFIED');
   return [
     color.bold(`Plan for ${plan.host}`),
     `  from ${plan.from} to ${color.bold(plan.to)} on ${plan.platform.os}/${plan.platform.arch}`,
+    ...(route.length > 1
+      ? [`  ${color.bold(`${route.length} hops`)}: ${route.map((h) => `${h.from} → ${h.to}${h.bridge ? ' (bridge)' : ''}`).join(', ')}`]
+      : []),
+    ...route.flatMap((h, i) => [
+      `  ${route.length > 1 ? `hop ${i + 1}: ` : ''}release ${h.to}, ${h.era} era`,
+      `    gateway ${h.gateway.name} (by ${how(h.gateway.verifiedBy)})`,
+      `    wheel   ${h.wheel.name} (by ${how(h.wheel.verifiedBy)})`,
+      `    signature files: ${h.signatureFiles.length ? h.signatureFiles.join(', ') : 'none'}${h.signatureRequired ? ' (mandatory)' : ''}`,
+      ...(h.identities.length ? [`    signer must be: ${h.identities.join(' or ')}`] : []),
+      `    migrations required: ${h.migrations.length ? h.migrations.join(', ') : 'those of the release between the versions'} (a missing one ${h.migrationFailurePolicy === 'warn' ? 'warns' : 'rolls back'})`,
+    ]),
     ...plan.artifacts.map((a) => `  ${a.name}  ${bytes(a.size)}\n    sha256 ${a.sha256}`),
     `  checksums.txt signature: ${sig}`,
+    ...(plan.health ? [`  healthy: ${plan.health}`] : []),
     `  backup: $DEFENSECLAW_HOME/backups/${plan.backupId}`,
     `  downtime: ${plan.downtimeSteps.join(' → ')}`,
     `  on failure: ${plan.onFailure}`,

@@ -27,9 +27,9 @@ const run = promisify(execFile);
 
 export type Activities = ReturnType<typeof createActivities>;
 
-export interface HostUnderTest {
+export interface HostUnderTest<H extends HostFixture = SimHost> {
   name: string;
-  sim: SimHost;
+  sim: H;
   config: HostConfig;
   worker: Worker;
   running: Promise<void>;
@@ -41,8 +41,14 @@ export interface HostUnderTest {
   stopWorker(): Promise<void>;
 }
 
+/** What a worker needs of a host fixture: its environment, and a way to clean it up. */
+export interface HostFixture {
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
 export class Harness {
-  private hosts: HostUnderTest[] = [];
+  private hosts: Array<HostUnderTest<HostFixture>> = [];
   private count = 0;
 
   private constructor(
@@ -67,8 +73,15 @@ export class Harness {
   async host(
     opts: SimHostOptions & { extraEnv?: Record<string, string>; wrap?: (a: Activities) => Partial<Activities> } = {},
   ): Promise<HostUnderTest> {
+    return this.hostOf(await createSimHost(opts), opts);
+  }
+
+  /** A worker for a host fixture built elsewhere (e.g. a real DefenseClaw host), configured from its environment. */
+  async hostOf<H extends HostFixture>(
+    sim: H,
+    opts: { extraEnv?: Record<string, string>; wrap?: (a: Activities) => Partial<Activities> } = {},
+  ): Promise<HostUnderTest<H>> {
     const name = `sim-${process.pid}-${++this.count}`;
-    const sim = await createSimHost(opts);
     const config = loadHostConfig({ ...sim.env, ...this.releases.env(), DEFENSECLAW_HOST: name, ...opts.extraEnv });
     const base = createActivities(config);
     const activities = opts.wrap ? { ...base, ...opts.wrap(base) } : base;
@@ -81,7 +94,7 @@ export class Harness {
     });
     const running = worker.run();
     const client = this.client;
-    const h: HostUnderTest = {
+    const h: HostUnderTest<H> = {
       name,
       sim,
       config,
