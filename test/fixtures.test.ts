@@ -190,7 +190,7 @@ describe('the wheel', () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe('the gateway executable and tarballs', () => {
-  test('bakes the version and platform; tarballs hold exactly one 0755 defenseclaw', async () => {
+  test('bakes the version and platform; tarballs are flat like GoReleaser: defenseclaw (0755) and the docs', async () => {
     const exe = (await buildGatewayExecutable('0.4.0', { os: 'darwin', arch: 'arm64' })).toString('utf8');
     assert.ok(exe.startsWith('#!/usr/bin/env node\n'));
     assert.match(exe, /^const VERSION = '0\.4\.0';$/m);
@@ -200,7 +200,21 @@ describe('the gateway executable and tarballs', () => {
     const tgz = await buildGatewayTarball('0.4.0', { os: 'linux', arch: 'amd64' });
     assert.equal(sha256(tgz), sha256(await buildGatewayTarball('0.4.0', { os: 'linux', arch: 'amd64' })));
     const entries = await listTar(tgz);
-    assert.equal(entries.length, 1);
+    assert.deepEqual(
+      entries.map((e) => [e.path, e.mode & 0o7777]),
+      [
+        ['defenseclaw', 0o755],
+        ['LICENSE', 0o644],
+        ['README.md', 0o644],
+        ['CHANGELOG.md', 0o644],
+      ],
+    );
+    const old = await listTar(await buildGatewayTarball('0.3.1', { os: 'linux', arch: 'amd64' }));
+    assert.deepEqual(
+      old.map((e) => e.path),
+      ['defenseclaw', 'LICENSE', 'README.md'],
+      'no CHANGELOG.md before 0.4.0',
+    );
     assert.equal(entries[0]!.path, 'defenseclaw');
     assert.equal(entries[0]!.type, 'File');
     assert.equal(entries[0]!.mode & 0o7777, 0o755);
