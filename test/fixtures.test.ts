@@ -491,11 +491,18 @@ describe('the release server', () => {
     const names = rel.assets.map((a) => a.name).sort();
     assert.deepEqual(names, [
       'checksums.txt',
+      'checksums.txt.pem',
+      'checksums.txt.sig',
       'defenseclaw-0.4.0-py3-none-any.whl',
+      'defenseclaw-plugin-0.4.0.tar.gz',
       'defenseclaw_0.4.0_darwin_amd64.tar.gz',
+      'defenseclaw_0.4.0_darwin_amd64.tar.gz.sbom.json',
       'defenseclaw_0.4.0_darwin_arm64.tar.gz',
+      'defenseclaw_0.4.0_darwin_arm64.tar.gz.sbom.json',
       'defenseclaw_0.4.0_linux_amd64.tar.gz',
+      'defenseclaw_0.4.0_linux_amd64.tar.gz.sbom.json',
       'defenseclaw_0.4.0_linux_arm64.tar.gz',
+      'defenseclaw_0.4.0_linux_arm64.tar.gz.sbom.json',
     ]);
     const wheel = rel.assets.find((a) => a.name === wheelName('0.4.0'))!;
     assert.equal(
@@ -572,17 +579,16 @@ describe('the release server', () => {
         .split('\n')
         .map((l) => [l.split(/\s+/)[1]!, l.split(/\s+/)[0]!]),
     );
-    assert.equal(table.size, 5);
+    assert.equal(table.size, 8, 'GoReleaser era: the 4 archives and their SBOMs');
     assert.equal(table.get(name), sha256(bytes));
     assert.equal(await server.sha256(name, '0.4.0'), sha256(bytes));
-    const whl = Buffer.from(await (await fetch(url.replace(name, wheelName('0.4.0')))).arrayBuffer());
-    assert.equal(table.get(wheelName('0.4.0')), sha256(whl));
+    assert.equal(table.get(wheelName('0.4.0')), undefined, 'the wheel came after GoReleaser: not listed');
 
     // The tarball really is the gateway of that version.
     const entries = await listTar(bytes);
     assert.deepEqual(
       entries.map((e) => e.path),
-      ['defenseclaw'],
+      ['defenseclaw', 'LICENSE', 'README.md', 'CHANGELOG.md'],
     );
     const dir = await tmpDir('dc-gw-');
     try {
@@ -672,7 +678,8 @@ describe('the release server', () => {
     const gone = await fetch(server.downloadUrlOf(wheelName('0.4.0'), '0.4.0'), { method: 'HEAD' });
     assert.equal(gone.status, 404);
     const sums = await (await fetch(server.downloadUrlOf('checksums.txt', '0.4.0'))).text();
-    assert.ok(!sums.includes(name));
+    assert.ok(!sums.split('\n').some((l) => l.endsWith(`  ${name}`)));
+    assert.ok(sums.includes(`  ${name}.sbom.json\n`), 'only the named entry is left out');
     await server.setOptions({
       missingAssets: [],
       checksumOmit: [],
