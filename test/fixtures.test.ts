@@ -190,7 +190,7 @@ describe('the wheel', () => {
 // ---------------------------------------------------------------------------------------------------------------
 
 describe('the gateway executable and tarballs', () => {
-  test('bakes the version and platform; tarballs hold exactly one 0755 defenseclaw', async () => {
+  test('bakes the version and platform; tarballs are flat like GoReleaser: defenseclaw (0755) and the docs', async () => {
     const exe = (await buildGatewayExecutable('0.4.0', { os: 'darwin', arch: 'arm64' })).toString('utf8');
     assert.ok(exe.startsWith('#!/usr/bin/env node\n'));
     assert.match(exe, /^const VERSION = '0\.4\.0';$/m);
@@ -200,7 +200,21 @@ describe('the gateway executable and tarballs', () => {
     const tgz = await buildGatewayTarball('0.4.0', { os: 'linux', arch: 'amd64' });
     assert.equal(sha256(tgz), sha256(await buildGatewayTarball('0.4.0', { os: 'linux', arch: 'amd64' })));
     const entries = await listTar(tgz);
-    assert.equal(entries.length, 1);
+    assert.deepEqual(
+      entries.map((e) => [e.path, e.mode & 0o7777]),
+      [
+        ['defenseclaw', 0o755],
+        ['LICENSE', 0o644],
+        ['README.md', 0o644],
+        ['CHANGELOG.md', 0o644],
+      ],
+    );
+    const old = await listTar(await buildGatewayTarball('0.3.1', { os: 'linux', arch: 'amd64' }));
+    assert.deepEqual(
+      old.map((e) => e.path),
+      ['defenseclaw', 'LICENSE', 'README.md'],
+      'no CHANGELOG.md before 0.4.0',
+    );
     assert.equal(entries[0]!.path, 'defenseclaw');
     assert.equal(entries[0]!.type, 'File');
     assert.equal(entries[0]!.mode & 0o7777, 0o755);
@@ -477,11 +491,18 @@ describe('the release server', () => {
     const names = rel.assets.map((a) => a.name).sort();
     assert.deepEqual(names, [
       'checksums.txt',
+      'checksums.txt.pem',
+      'checksums.txt.sig',
       'defenseclaw-0.4.0-py3-none-any.whl',
+      'defenseclaw-plugin-0.4.0.tar.gz',
       'defenseclaw_0.4.0_darwin_amd64.tar.gz',
+      'defenseclaw_0.4.0_darwin_amd64.tar.gz.sbom.json',
       'defenseclaw_0.4.0_darwin_arm64.tar.gz',
+      'defenseclaw_0.4.0_darwin_arm64.tar.gz.sbom.json',
       'defenseclaw_0.4.0_linux_amd64.tar.gz',
+      'defenseclaw_0.4.0_linux_amd64.tar.gz.sbom.json',
       'defenseclaw_0.4.0_linux_arm64.tar.gz',
+      'defenseclaw_0.4.0_linux_arm64.tar.gz.sbom.json',
     ]);
     const wheel = rel.assets.find((a) => a.name === wheelName('0.4.0'))!;
     assert.equal(
@@ -558,17 +579,16 @@ describe('the release server', () => {
         .split('\n')
         .map((l) => [l.split(/\s+/)[1]!, l.split(/\s+/)[0]!]),
     );
-    assert.equal(table.size, 5);
+    assert.equal(table.size, 8, 'GoReleaser era: the 4 archives and their SBOMs');
     assert.equal(table.get(name), sha256(bytes));
     assert.equal(await server.sha256(name, '0.4.0'), sha256(bytes));
-    const whl = Buffer.from(await (await fetch(url.replace(name, wheelName('0.4.0')))).arrayBuffer());
-    assert.equal(table.get(wheelName('0.4.0')), sha256(whl));
+    assert.equal(table.get(wheelName('0.4.0')), undefined, 'the wheel came after GoReleaser: not listed');
 
     // The tarball really is the gateway of that version.
     const entries = await listTar(bytes);
     assert.deepEqual(
       entries.map((e) => e.path),
-      ['defenseclaw'],
+      ['defenseclaw', 'LICENSE', 'README.md', 'CHANGELOG.md'],
     );
     const dir = await tmpDir('dc-gw-');
     try {
@@ -658,7 +678,8 @@ describe('the release server', () => {
     const gone = await fetch(server.downloadUrlOf(wheelName('0.4.0'), '0.4.0'), { method: 'HEAD' });
     assert.equal(gone.status, 404);
     const sums = await (await fetch(server.downloadUrlOf('checksums.txt', '0.4.0'))).text();
-    assert.ok(!sums.includes(name));
+    assert.ok(!sums.split('\n').some((l) => l.endsWith(`  ${name}`)));
+    assert.ok(sums.includes(`  ${name}.sbom.json\n`), 'only the named entry is left out');
     await server.setOptions({
       missingAssets: [],
       checksumOmit: [],
