@@ -257,6 +257,11 @@ function expectedDigest(release: ResolvedRelease, name: string, checksums?: stri
 async function readLayout(config: HostConfig, release: ResolvedRelease): Promise<ReleaseLayout> {
   const has = (name: string) => release.assets.find((a) => a.name === name);
   const sumsAsset = has(CHECKSUMS);
+  if (!sumsAsset) {
+    activityContext()?.log.warn(
+      `release ${release.version} has no checksums.txt: each file must be covered by GitHub's digest${config.allowMissingChecksums ? ', or goes NOT VERIFIED (DEFENSECLAW_ALLOW_MISSING_CHECKSUMS=1)' : ''}`,
+    );
+  }
   let checksums: { text: string; sha256: string; size: number } | undefined;
   if (sumsAsset) {
     const got = await fetchSmallAsset(config, release.version, CHECKSUMS);

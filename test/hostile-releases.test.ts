@@ -160,6 +160,13 @@ function refusedBy(run: CaseRun, activity: string, failureType: string): void {
   );
 }
 
+/** Whether any release artifact (not checksums.txt or the manifest, read when the release is resolved) was fetched. */
+function artifactDownloaded(run: CaseRun): boolean {
+  return run.server.requests.some(
+    (r) => r.kind === 'asset' && r.method === 'GET' && !/(checksums\.txt|upgrade-manifest\.json)$/.test(r.path),
+  );
+}
+
 function failedUnchanged(run: CaseRun, step: string, message: RegExp): void {
   assert.equal(run.result.outcome, 'failed-unchanged', run.result.message);
   assert.equal(run.result.failure?.step, step, run.result.message);
@@ -170,8 +177,9 @@ function failedUnchanged(run: CaseRun, step: string, message: RegExp): void {
 describe('hostile releases are refused before the gateway is stopped', { concurrency: 3 }, () => {
   it('a redirect to a host that is not allowed (localhost instead of 127.0.0.1)', async () => {
     const run = await runCase({ redirectTo: 'http://localhost:{port}' });
-    failedUnchanged(run, 'preflight', /refusing to contact localhost:\d+: not an allowed release host/);
-    refusedBy(run, 'preflight', 'UnsafeRedirect');
+    // checksums.txt is the first file fetched (when the release is resolved): the redirect is refused there.
+    failedUnchanged(run, 'resolve', /refusing to contact localhost:\d+: not an allowed release host/);
+    refusedBy(run, 'resolveRelease', 'UnsafeRedirect');
     assert.deepEqual(
       run.server.requests.filter((r) => r.kind === 'asset'),
       [],
@@ -187,31 +195,41 @@ describe('hostile releases are refused before the gateway is stopped', { concurr
       new RegExp(`${TARBALL.replace(/\./g, '\\.')} is \\d+ bytes but the release declares \\d+`),
     );
     refusedBy(run, 'preflight', 'TooLarge');
-    assert.ok(!run.server.requests.some((r) => r.kind === 'asset' && r.method === 'GET'), 'nothing was downloaded');
+    assert.ok(!artifactDownloaded(run), 'no artifact was downloaded');
   });
 
   it('an asset larger than the host’s cap (DEFENSECLAW_MAX_ARTIFACT_BYTES)', async () => {
     const run = await runCase({}, { DEFENSECLAW_MAX_ARTIFACT_BYTES: '2048' });
     failedUnchanged(run, 'preflight', /over the 2048-byte cap/);
     refusedBy(run, 'preflight', 'TooLarge');
-    assert.ok(!run.server.requests.some((r) => r.kind === 'asset' && r.method === 'GET'), 'nothing was downloaded');
+    assert.ok(!artifactDownloaded(run), 'no artifact was downloaded');
   });
 
-  it('checksums.txt without a line for the gateway (checksumOmit)', async () => {
-    const run = await runCase({ checksumOmit: [TARBALL] });
-    failedUnchanged(run, 'download', /checksums\.txt has no line for it/);
-    refusedBy(run, 'downloadArtifact', 'ChecksumsMissing');
-    assert.ok(
-      !run.server.requests.some((r) => r.kind === 'asset' && r.method === 'GET' && r.path.endsWith(TARBALL)),
-      'the unverifiable asset was not even downloaded',
-    );
+  it('checksums.txt without a line for the gateway and no GitHub digest for it: refused when resolved', async () => {
+    const run = await runCase({ checksumOmit: [TARBALL], noDigest: [TARBALL] });
+    failedUnchanged(run, 'resolve', /neither checksums\.txt nor GitHub's asset digest covers it/);
+    refusedBy(run, 'resolveRelease', 'ChecksumsMissing');
+    assert.ok(!artifactDownloaded(run), 'the unverifiable asset was not even downloaded');
   });
 
-  it('no checksums.txt at all (noChecksums)', async () => {
-    const run = await runCase({ noChecksums: true });
-    failedUnchanged(run, 'preflight', /the release has no checksums\.txt/);
-    refusedBy(run, 'preflight', 'ChecksumsMissing');
-    assert.ok(!run.server.requests.some((r) => r.kind === 'asset' && r.method === 'GET'), 'nothing was downloaded');
+  it("checksums.txt without a line for the gateway: GitHub's digest verifies it, and a lying digest is refused", async () => {
+    const run = await runCase({ checksumOmit: [TARBALL], digestLie: [TARBALL] });
+    failedUnchanged(run, 'download', /checksum mismatch for defenseclaw_0\.4\.0_/);
+    refusedBy(run, 'downloadArtifact', 'ChecksumMismatch');
+  });
+
+  it("checksums.txt and GitHub's digest disagree: the release is refused when resolved", async () => {
+    const run = await runCase({ digestLie: [TARBALL] });
+    failedUnchanged(run, 'resolve', /checksums\.txt and GitHub's digest disagree for defenseclaw_0\.4\.0_/);
+    refusedBy(run, 'resolveRelease', 'ChecksumMismatch');
+    assert.ok(!artifactDownloaded(run), 'nothing was downloaded');
+  });
+
+  it('no checksums.txt and no GitHub digests at all', async () => {
+    const run = await runCase({ noChecksums: true, noDigest: true });
+    failedUnchanged(run, 'resolve', /neither checksums\.txt nor GitHub's asset digest covers it/);
+    refusedBy(run, 'resolveRelease', 'ChecksumsMissing');
+    assert.ok(!artifactDownloaded(run), 'no artifact was downloaded');
   });
 
   it('a corrupted gateway tarball (checksum mismatch)', async () => {
@@ -259,7 +277,7 @@ describe('hostile releases are refused before the gateway is stopped', { concurr
 
 describe('DEFENSECLAW_ALLOW_MISSING_CHECKSUMS=1 (the host’s operator, never a workflow)', () => {
   it('a release without checksums.txt installs, and says loudly that nothing was verified', async () => {
-    const run = await runCase({ noChecksums: true }, { DEFENSECLAW_ALLOW_MISSING_CHECKSUMS: '1' });
+    const run = await runCase({ noChecksums: true, noDigest: true }, { DEFENSECLAW_ALLOW_MISSING_CHECKSUMS: '1' });
     assert.equal(run.result.outcome, 'upgraded', run.result.message);
     assert.equal(await run.host.sim.gatewayVersion(), TO);
     for (const name of [TARBALL, WHEEL]) {

@@ -29,11 +29,22 @@ describe('real DefenseClaw 0.4.0 → 0.5.0 (GoReleaser era)', { concurrency: 1 }
     await h?.close();
   });
 
-  const realHost = async (mode: 'standalone' | 'openclaw' = 'standalone'): Promise<HostUnderTest<RealHost>> =>
-    h.hostOf(await createRealHost({ version: '0.4.0', mode }));
+  const realHost = async (
+    mode: 'standalone' | 'openclaw' = 'standalone',
+    extraEnv: Record<string, string> = {},
+  ): Promise<HostUnderTest<RealHost>> => h.hostOf(await createRealHost({ version: '0.4.0', mode }), { extraEnv });
 
-  it('upgrades the real 0.4.0 host to 0.5.0: real gateway healthy on 0.5.0, keys and policies untouched', async () => {
-    const host = await realHost();
+  /** A package index that answers nothing: the host cannot reach PyPI. */
+  const NO_PYPI = {
+    UV_INDEX_URL: 'http://127.0.0.1:9/simple',
+    UV_DEFAULT_INDEX: 'http://127.0.0.1:9/simple',
+    PIP_INDEX_URL: 'http://127.0.0.1:9/simple',
+  };
+
+  it('upgrades the real 0.4.0 host to 0.5.0 without reaching PyPI: real gateway healthy on 0.5.0, keys and policies untouched', async () => {
+    // The real wheel's dependencies come from PyPI; this host cannot reach it, and its live environment
+    // already satisfies 0.5.0: the new environment reuses what is installed.
+    const host = await realHost('standalone', NO_PYPI);
     try {
       const before = await host.sim.snapshot();
       const oldPid = await host.sim.gatewayPid();

@@ -137,12 +137,15 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
   // The downtime window: each step registers its undo before it runs.
   const undo = new Saga();
   let acceptReconnecting = options.reconnecting === 'accept';
+  // A rollback restores the state before the upgrade: `reconnecting` then is as healthy as it was.
+  let rollbackAccepts = true;
   try {
     state.stopped = true;
     const stopped = await run.step('stop', 'stop gateway (proven stopped)', (o) =>
       heartbeating.stopGateway.executeWithOptions(o, []),
     );
-    if (options.reconnecting === 'auto') acceptReconnecting = stopped.stateBefore !== 'running';
+    rollbackAccepts = stopped.stateBefore !== 'running';
+    if (options.reconnecting === 'auto') acceptReconnecting = rollbackAccepts;
 
     // Added after the first release: runs recorded before it replay without this undo. It unwinds
     // last, once the previous environment is live again.
@@ -206,7 +209,7 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
   } catch (err) {
     const result = await recover(run, err, undo, options.onFailure, options.healthTimeoutSeconds, {
       from,
-      acceptReconnecting,
+      acceptReconnecting: rollbackAccepts,
     });
     if (index > 0 && result.outcome === 'rolled-back') {
       result.message = `${result.message} The host stays on ${from}, which hop ${index} of ${route.length} installed.`;
