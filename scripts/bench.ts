@@ -8,18 +8,25 @@
  *     `defenseclaw-gateway stop; start` of the same gateway, measured by the same poller.
  *  2. wall ratio: the whole upgrade through Temporal (real dev server, real worker) divided by
  *     the same activities called directly in sequence, without Temporal.
+ *  3. the real DefenseClaw gateway (../shared/realdc): downtime of a real 0.4.0 → 0.5.0 upgrade
+ *     beside a bare `stop; start; healthy` of the same real gateway, and where the window goes.
  * Not a timed test: it prints figures and ratios, it does not pass or fail on them.
  */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { request } from 'undici';
 import { createActivities } from '../activities/index.js';
 import { installRuntime } from '../worker/worker.js';
+import { createRealHost } from '../test/fixtures/host/real-host.js';
+import { realBuildsFor } from '../test/fixtures/releases/eras.js';
 import { Harness, type HostUnderTest } from '../test/helpers/harness.js';
-import type { ArtifactInfo } from '../workflows/types.js';
+import type { ArtifactInfo, StepRecord } from '../workflows/types.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
 /** Polls /health every 10 ms; answers the longest window in which the gateway was not serving `version`. */
-function downtimeProbe(port: number, token: string, version?: string) {
+function downtimeProbe(port: number, version?: string, healthy: string[] = ['running']) {
   let stop = false;
   let downSince: number | undefined;
   let longest = 0;
@@ -28,7 +35,6 @@ function downtimeProbe(port: number, token: string, version?: string) {
       let ok = false;
       try {
         const res = await request(`http://127.0.0.1:${port}/health`, {
-          headers: { authorization: `Bearer ${token}` },
           headersTimeout: 500,
           bodyTimeout: 500,
         });
@@ -37,7 +43,7 @@ function downtimeProbe(port: number, token: string, version?: string) {
           provenance?: { binary_version?: string };
         };
         ok =
-          body.gateway?.state === 'running' &&
+          healthy.includes(body.gateway?.state ?? '') &&
           (!version ||
             !body.provenance?.binary_version ||
             body.provenance.binary_version === version ||
@@ -72,15 +78,19 @@ async function directUpgrade(host: HostUnderTest, runId: string): Promise<void> 
   const platform = await a.detectPlatform();
   const { stagingId } = await a.createStaging({ runId });
   const to = release.version;
-  const names = [
-    'checksums.txt',
-    `defenseclaw_${to}_${platform.os}_${platform.arch}.tar.gz`,
-    `defenseclaw-${to}-py3-none-any.whl`,
-  ];
-  const sizes = await a.preflight({ version: to, platform, names });
+  const layout = release.layout!;
+  const expected = new Map<string, string | undefined>([
+    ['checksums.txt', layout.checksums?.sha256],
+    [layout.gateways[`${platform.os}/${platform.arch}`]!.name, layout.gateways[`${platform.os}/${platform.arch}`]!.sha256],
+    [layout.wheel.name, layout.wheel.sha256],
+  ]);
+  const sizes = await a.preflight({ version: to, platform, names: [...expected.keys()] });
   const artifacts: ArtifactInfo[] = [];
   for (const { name, size } of sizes) {
-    artifacts.push(await a.downloadArtifact({ version: to, stagingId, name, size, verify: name !== 'checksums.txt' }));
+    const sha256 = expected.get(name);
+    artifacts.push(
+      await a.downloadArtifact({ version: to, stagingId, name, size, verify: name !== 'checksums.txt', sha256 }),
+    );
   }
   await a.verifySignature({ version: to, stagingId, signed: false });
   const staged = await a.stageGateway({ version: to, stagingId, platform });
@@ -112,7 +122,7 @@ async function single(): Promise<void> {
     for (let i = 0; i < RUNS; i++) {
       // Bare restart of the same gateway.
       const b = await h.host();
-      const probe = downtimeProbe(b.sim.port, b.sim.token);
+      const probe = downtimeProbe(b.sim.port);
       await new Promise((r) => setTimeout(r, 100));
       await b.sim.stopGateway();
       await b.sim.startGateway();
@@ -122,7 +132,7 @@ async function single(): Promise<void> {
 
       // Our upgrade through Temporal.
       const t = await h.host();
-      const p2 = downtimeProbe(t.sim.port, t.sim.token, '0.4.0');
+      const p2 = downtimeProbe(t.sim.port, '0.4.0');
       const t0 = performance.now();
       const r = await t.result(await t.upgrade());
       wallTemporal.push(performance.now() - t0);
@@ -132,7 +142,7 @@ async function single(): Promise<void> {
 
       // The same activities, directly.
       const d = await h.host();
-      const p3 = downtimeProbe(d.sim.port, d.sim.token, '0.4.0');
+      const p3 = downtimeProbe(d.sim.port, '0.4.0');
       const t1 = performance.now();
       await directUpgrade(d, `bench-${i}-${Date.now()}`);
       wallDirect.push(performance.now() - t1);
@@ -162,12 +172,84 @@ async function single(): Promise<void> {
   );
 }
 
+/** Milliseconds of each downtime step of a run (stop … health), from its step records. */
+function windowSteps(steps: StepRecord[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const s of steps) {
+    if (!['stop', 'install', 'migrate', 'start', 'health'].includes(s.name)) continue;
+    if (s.startedAt === undefined || s.endedAt === undefined) continue;
+    out[s.name] = (out[s.name] ?? 0) + (s.endedAt - s.startedAt);
+  }
+  return out;
+}
+
+/** The real DefenseClaw gateway: a real 0.4.0 → 0.5.0 upgrade's downtime beside a bare restart. */
+async function realGateway(): Promise<void> {
+  const runs = Number(process.env.BENCH_REAL_RUNS ?? 3);
+  const h = await Harness.start({ versions: ['0.4.0', '0.5.0'], realBuilds: realBuildsFor('0.4.0', '0.5.0') });
+  const bare: number[] = [];
+  const ours: number[] = [];
+  const steps: Array<Record<string, number>> = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      const host = await h.hostOf(await createRealHost({ version: '0.4.0' }));
+      try {
+        const p1 = downtimeProbe(host.sim.port, undefined, ['running', 'disabled']);
+        await new Promise((r) => setTimeout(r, 100));
+        await host.sim.gateway(['stop']);
+        await host.sim.gateway(['start']);
+        await host.sim.waitState(['disabled'], 30_000);
+        await new Promise((r) => setTimeout(r, 50));
+        bare.push(await p1.done());
+
+        const p2 = downtimeProbe(host.sim.port, '0.5.0', ['running', 'disabled']);
+        const r = await host.result(await host.upgrade({ version: '0.5.0', options: { healthTimeoutSeconds: 60 } }));
+        await new Promise((r2) => setTimeout(r2, 50));
+        ours.push(await p2.done());
+        if (r.outcome !== 'upgraded') throw new Error(`real bench upgrade failed: ${r.message}`);
+        steps.push(windowSteps(r.steps));
+        process.stderr.write(`real run ${i + 1}/${runs}: bare ${ms(bare[i]!)}, upgrade ${ms(ours[i]!)}\n`);
+      } finally {
+        await host.stopWorker();
+        await host.sim.cleanup();
+      }
+    }
+  } finally {
+    await h.close();
+  }
+  const parts = ['stop', 'install', 'migrate', 'start', 'health']
+    .map((k) => `${k} ${ms(median(steps.map((x) => x[k] ?? 0)))}`)
+    .join(', ');
+  process.stdout.write(
+    [
+      `real DefenseClaw gateway (../shared/realdc), 0.4.0 → 0.5.0, ${runs} runs, medians`,
+      `  downtime, bare stop; start; healthy:   ${ms(median(bare))}`,
+      `  downtime, our upgrade:                 ${ms(median(ours))}`,
+      `  downtime ratio (target <= 1.2):        ${(median(ours) / median(bare)).toFixed(2)}`,
+      `  the window by step (workflow time):    ${parts}`,
+      '',
+    ].join('\n'),
+  );
+}
+
+/** uv from the project cache (as `npm test` installs it) goes on PATH for the hosts' Python environments. */
+function uvOnPath(): void {
+  const cache =
+    process.env.DEFENSECLAW_CACHE_DIR ||
+    path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'defenseclaw-upgrade');
+  const dir = path.join(cache, 'uv-0.13.9', 'bin');
+  if (fs.existsSync(path.join(dir, 'uv'))) process.env.PATH = `${dir}${path.delimiter}${process.env.PATH ?? ''}`;
+}
+
 async function main(): Promise<void> {
+  uvOnPath();
   if (process.argv[2] === 'fleet') {
     await import('./bench-fleet.js');
     return;
   }
-  await single();
+  if (process.argv[2] !== 'real') await single();
+  // The real gateway SIGTERMs every process named defenseclaw-gateway: after the simulated runs.
+  if (process.argv[2] !== 'sim') await realGateway();
 }
 
 main().catch((err) => {

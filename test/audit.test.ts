@@ -229,10 +229,10 @@ describe('audit trail: history and show on real runs', { timeout: 600_000 }, () 
 
   before(async () => {
     cliHome = await fs.mkdtemp(path.join(os.tmpdir(), 'dcu-audit-home-'));
-    // 0.3.2 is published without its wheel: an upgrade to it stops at the pre-flight, nothing changed.
+    // 0.3.2's wheel is served corrupt: an upgrade to it stops at its download, nothing changed.
     h = await Harness.start({
       versions: [...DEFAULT_VERSIONS, '0.3.2'],
-      missingAssets: ['defenseclaw-0.3.2-py3-none-any.whl'],
+      corrupt: ['defenseclaw-0.3.2-py3-none-any.whl'],
       requireToken: GITHUB_TOKEN,
       // The happy run's gateway download is cut once: a second attempt resumes it.
       cutShort: { name: tarball040, afterBytes: 1000, times: 1 },
@@ -370,12 +370,12 @@ describe('audit trail: history and show on real runs', { timeout: 600_000 }, () 
     );
     assert.equal(b.result?.failure?.step, 'health');
 
-    // Failed unchanged: the pre-flight refused the missing wheel; nothing after it ran.
+    // Failed unchanged: the download refused the corrupt wheel; nothing after it ran.
     assert.equal(c.status, 'FAILED');
     assert.equal(c.result?.outcome, 'failed-unchanged');
     const failedC = c.steps.filter((s) => s.status === 'failed');
     assert.equal(failedC.length, 1, JSON.stringify(c.steps));
-    assert.match(failedC[0]!.error!, /defenseclaw-0\.3\.2-py3-none-any\.whl is missing/);
+    assert.match(failedC[0]!.error!, /checksum mismatch for defenseclaw-0\.3\.2-py3-none-any\.whl/);
     assert.equal(failedC[0]!.attempts, 1, 'a refusal is not retried');
     assert.ok(!c.steps.some((s) => /^(back up|stop gateway)/.test(s.summary)), JSON.stringify(c.steps));
   });

@@ -53,6 +53,8 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 let env: TestWorkflowEnvironment;
 let releases: ReleaseServer;
+/** Protected-era releases whose latest needs the 0.8.4 bridge: a two-hop chain. */
+let chainReleases: ReleaseServer;
 /** Serves asset bytes at ~1 KiB/s, so that a kill lands in the middle of a download. */
 let slowReleases: ReleaseServer;
 let tmp: string;
@@ -100,9 +102,15 @@ class Rig {
   }
 
   static async create(
-    opts: { faults?: Faults; source?: ReleaseServer; temporal?: Rig['temporal'] } = {},
+    opts: {
+      faults?: Faults;
+      source?: ReleaseServer;
+      temporal?: Rig['temporal'];
+      version?: string;
+      extraEnv?: Record<string, string>;
+    } = {},
   ): Promise<Rig> {
-    const sim = await createSimHost({ faults: opts.faults });
+    const sim = await createSimHost({ faults: opts.faults, version: opts.version });
     const dir = await fs.mkdtemp(path.join(tmp, 'rig-'));
     const rig = new Rig(
       sim,
@@ -110,6 +118,7 @@ class Rig {
       opts.temporal ?? { address: env.address, namespace: env.namespace ?? 'default', client: env.client },
       dir,
     );
+    Object.assign(rig.env, opts.extraEnv);
     rigs.push(rig);
     return rig;
   }
@@ -183,10 +192,10 @@ class Rig {
     clearTimeout(timer);
   }
 
-  async upgrade(options: Partial<UpgradeOptions> = {}): Promise<WorkflowHandle> {
+  async upgrade(options: Partial<UpgradeOptions> = {}, version: string | null = TO): Promise<WorkflowHandle> {
     const input: UpgradeInput = {
       host: this.name,
-      version: TO,
+      ...(version ? { version } : {}),
       options: {
         healthTimeoutSeconds: 30,
         onFailure: 'rollback',
@@ -283,7 +292,12 @@ function compareToReference(state: EndState): string[] {
     const s = state.post[k];
     if (r?.type !== s?.type || r?.mode !== s?.mode || r?.version !== s?.version) {
       problems.push(`${k}: ${JSON.stringify(s)} instead of ${JSON.stringify(r)}`);
-    } else if (reference.pre[k]?.sha256 === state.pre[k]?.sha256 && r?.sha256 !== s?.sha256) {
+    } else if (
+      // The cursor records when each migration ran (applied_at): it is compared by what it applied, below.
+      !k.endsWith('.migration_state.json') &&
+      reference.pre[k]?.sha256 === state.pre[k]?.sha256 &&
+      r?.sha256 !== s?.sha256
+    ) {
       problems.push(`${k}: content differs from the uninterrupted run`);
     }
   }
@@ -342,10 +356,11 @@ before(async () => {
     const { code: js } = await bundleWorkflowCode({ workflowsPath: code.workflowsPath, logger: quietLogger });
     await fs.writeFile(workflowBundlePath, js);
   }
-  [env, releases, slowReleases] = await Promise.all([
+  [env, releases, slowReleases, chainReleases] = await Promise.all([
     startTestEnvironment(),
     startReleaseServer(),
     startReleaseServer({ throttleBytesPerSec: 1024 }),
+    startReleaseServer({ versions: ['0.8.3', '0.8.4', '0.8.5'] }),
   ]);
   // The reference: one uninterrupted run, in a worker process like every other case.
   const rig = await Rig.create();
@@ -362,7 +377,7 @@ before(async () => {
 after(async () => {
   for (const child of children) child.kill('SIGKILL');
   await Promise.all(rigs.map((r) => r.sim.cleanup()));
-  await Promise.all([releases?.close(), slowReleases?.close()]);
+  await Promise.all([releases?.close(), slowReleases?.close(), chainReleases?.close()]);
   await env?.teardown();
   if (figures.length) {
     const rows = figures
@@ -573,6 +588,42 @@ describe('durability', { concurrency: 3 }, () => {
       assert.equal(health?.provenance?.binary_version, FROM);
       assert.equal(await rig.sim.venvPackageVersion(), FROM);
       assert.deepEqual(await fs.readdir(path.join(rig.sim.dataDir, 'staging')), []);
+    },
+  );
+
+  it(
+    'a bridge chain (0.8.3 → 0.8.4 → 0.8.5) SIGKILLed inside the second hop’s window resumes at that hop and step',
+    { timeout: 300_000 },
+    async () => {
+      const rig = await Rig.create({
+        version: '0.8.3',
+        source: chainReleases,
+        extraEnv: { DEFENSECLAW_ALLOW_NO_COSIGN: '1' },
+      });
+      // Killed after the second hop's binary swap, before its migrations ran (the match picks hop 2's call).
+      const crashing = await rig.worker('runMigrations:before:0:"toVersion":"0.8.5"');
+      const handle = await rig.upgrade({}, null);
+      const died = await withTimeout(crashing.exited, 180_000, 'the worker crashing in hop 2');
+      assert.equal(died.signal, 'SIGKILL');
+      assert.equal(await rig.sim.gatewayVersion(), '0.8.5', 'killed inside hop 2: its binary was already swapped');
+      const clean = await rig.worker();
+      const r = await withTimeout(resultOf(handle), 180_000, 'the chain after the crash');
+      await rig.stop(clean);
+      assert.equal(r.outcome, 'upgraded', r.message);
+      assert.match(r.message, /from 0\.8\.3 to 0\.8\.5 through 0\.8\.4 \(bridge\)/);
+      assert.equal(await rig.sim.gatewayVersion(), '0.8.5');
+      assert.equal((await rig.sim.health())?.provenance?.binary_version, '0.8.5');
+      // Nothing was done twice: hop 1 ran once, and the new worker started at hop 2's migrations.
+      const byNew = (await rig.activities()).filter((a) => a.pid === clean.pid).map((a) => a.name);
+      assert.equal(byNew[0], 'runMigrations', `the new worker resumed at hop 2's migrations: ${byNew.join(', ')}`);
+      for (const name of ['createBackup', 'stopGateway', 'installGateway', 'resolveRelease']) {
+        assert.ok(!byNew.includes(name), `${name} was not run again`);
+      }
+      assert.equal(r.steps.filter((s) => s.name === 'backup').length, 2, 'one backup per hop');
+      assert.equal((await fs.readdir(path.join(rig.sim.dataDir, 'backups'))).length, 2);
+      const cursor = (await rig.sim.migrationState())?.applied ?? [];
+      assert.equal(new Set(cursor).size, cursor.length, 'each migration recorded once');
+      assert.ok(cursor.includes('0.8.5'));
     },
   );
 });

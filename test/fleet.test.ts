@@ -414,7 +414,7 @@ describe('fleetRollout', { concurrency: 3, timeout: 240_000 }, () => {
   });
 
   it('failures past the budget stop new starts; the hosts in flight finish (failed ones rolled back)', async () => {
-    const slow = { faults: { gateway: { '0.4.0': { healthDelayMs: 9000 } } } };
+    const slow = { faults: { gateway: { '0.4.0': { healthDelayMs: 15000 } } } };
     const sim = await fleetOf([{ faults: START_FAILS }, { faults: START_FAILS }, slow, slow, {}, {}, {}]);
     const [bad1, bad2, slow1, , ...later] = sim.names;
     const r = await fleetResultOf(

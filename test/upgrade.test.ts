@@ -170,6 +170,22 @@ describe('upgradeHost', () => {
     assert.equal(dl.length, 1);
   });
 
+  it('a watchdog that outlives `stop` is stopped before the swap, so it cannot bring the old gateway back', async () => {
+    const host = await h.host({ faults: { gateway: { '0.3.0': { watchdog: 'rogue' } } } });
+    const watchdog = Number(await fs.readFile(path.join(host.sim.dataDir, 'watchdog.pid'), 'utf8'));
+    assert.ok(watchdog > 0);
+    const r = await host.result(await host.upgrade({ version: '0.3.1' }));
+    assert.equal(r.outcome, 'upgraded', r.message);
+    assert.throws(() => process.kill(watchdog, 0), 'the old watchdog is gone');
+    assert.equal((await host.sim.daemonPids()).length, 1, 'one gateway, the new one');
+    assert.equal((await host.sim.health())?.provenance?.binary_version, '0.3.1');
+    assert.doesNotMatch(
+      await fs.readFile(path.join(host.sim.dataDir, 'watchdog.log'), 'utf8'),
+      /starting it again/,
+      'the old watchdog never revived the old gateway',
+    );
+  });
+
   it('health timeout: rolled back, with the backup folder named', async () => {
     const host = await h.host({ faults: { gateway: { '0.3.1': { health: 'starting' } } } });
     const before = await host.sim.snapshot();
