@@ -160,7 +160,7 @@ export function superviseRun(
   target: Target,
   handle: WorkflowHandle,
   opts: SupervisorOptions,
-): (answeredAt: number) => Promise<void> {
+): (answeredAt: number, final?: boolean) => Promise<void> {
   let goneSince: number | undefined;
   let restartedAt: number | undefined;
   let nextCheck = 0;
@@ -183,8 +183,18 @@ export function superviseRun(
     throw new StuckRunError(report);
   };
 
-  return async (answeredAt: number) => {
+  const resumed = (at: number) => {
+    opts.log(`the run resumed ${((at - goneSince!) / 1000).toFixed(1)} s after the worker was found gone`);
+    goneSince = restartedAt = undefined;
+  };
+
+  return async (answeredAt: number, final?: boolean) => {
     const now = Date.now();
+    if (final) {
+      // The run ended (so it ran again) before the check that would have said it resumed.
+      if (goneSince !== undefined && restartedAt !== undefined) resumed(answeredAt);
+      return;
+    }
     if (now < nextCheck) return;
     if (target.agent) {
       nextCheck = now + 1000;

@@ -26,7 +26,7 @@ export interface WatchOptions {
    * Called about every second with the time the run last answered (client/supervise.ts): notices
    * a worker that is gone, restarts the local one; throwing ends the watch with that error.
    */
-  supervise?: (answeredAt: number) => Promise<void>;
+  supervise?: (answeredAt: number, final?: boolean) => Promise<void>;
 }
 
 const POLL_MS = 300;
@@ -97,6 +97,8 @@ export async function watchRun(handle: WorkflowHandle, opts: WatchOptions): Prom
     process.removeListener('SIGINT', onSigint);
   }
   await supervising;
+  // The run may end right after a restart, before the next check: let the supervisor say so.
+  if (!settled.error) await opts.supervise?.(Date.now(), true).catch(() => undefined);
   const final = settled.error ? last : ((await progress(handle)) ?? last);
   if (opts.live) {
     if (final) logUpdate(renderProgress(final, Date.now()));

@@ -19,6 +19,7 @@ import { isAlive, readAgentInfo } from '../worker/agent.js';
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 import { CLI_MAIN as CLI, runCli } from './helpers/cli.js';
+import { temporalCliPath } from './helpers/temporal.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const CRASH_CHILD = path.join(HERE, 'helpers', 'crash-child.js');
@@ -43,7 +44,8 @@ before(async () => {
     NO_COLOR: '1',
     GITHUB_TOKEN: 'ghp_supervisionSecret0123456789abc',
   };
-  if (process.env.TEMPORAL_CLI_PATH) env.TEMPORAL_CLI_PATH = process.env.TEMPORAL_CLI_PATH;
+  // The project's Temporal CLI (the simulated HOME has no cache of its own).
+  env.TEMPORAL_CLI_PATH = await temporalCliPath();
 });
 
 after(async () => {
