@@ -49,6 +49,10 @@ export function buildProgram(): Command {
     .option('-y, --yes', 'skip the confirmation prompt')
     .option('--version <X.Y.Z>', 'target release (default: the latest from the releases API)')
     .option('--health-timeout <seconds>', 'seconds to wait for gateway health after the restart', '60')
+    .option(
+      '--stuck-after <seconds>',
+      'report the run as stuck when its worker has been gone this long (env DEFENSECLAW_STUCK_AFTER, default 300)',
+    )
     .addOption(
       new Option('--on-failure <policy>', 'after a failure past the stop').choices([...ON_FAILURE]).default('rollback'),
     )
@@ -63,7 +67,13 @@ export function buildProgram(): Command {
   sourceOptions(targetOptions(upgrade)).action(action((flags) => upgradeCommand(flags)));
 
   targetOptions(
-    program.command('status').description("attach to this host's running upgrade or show how the last one ended"),
+    program
+      .command('status')
+      .description("attach to this host's running upgrade or show how the last one ended")
+      .option(
+        '--stuck-after <seconds>',
+        'report the run as stuck when its worker has been gone this long (env DEFENSECLAW_STUCK_AFTER, default 300)',
+      ),
   ).action(action((flags) => statusCommand(flags)));
   targetOptions(
     program

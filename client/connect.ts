@@ -3,7 +3,9 @@
  * is one, otherwise this machine's local agent (embedded dev server + this host's worker),
  * started on demand so that one command does the whole job.
  */
-import { ensureAgent } from '../worker/agent.js';
+import { agentPaths, agentStatus, ensureAgent, type AgentInfo } from '../worker/agent.js';
+import fs from 'node:fs';
+import { CliFailure } from './errors.js';
 import { loadHostConfig, type HostConfigOverrides } from '../worker/host-config.js';
 import { taskQueueForHost } from '../workflows/types.js';
 import { connectTemporal, temporalConfigured, type TemporalConnection } from './temporal.js';
@@ -13,6 +15,21 @@ export interface TargetOptions {
   taskQueue?: string;
   releasesUrl?: string;
   repo?: string;
+  /**
+   * Only reach a local agent that exists: when nothing ever ran here (no Temporal data yet), fail
+   * with `nothingRan` instead of starting one (`status` must not leave an agent resident).
+   */
+  nothingRan?: string;
+}
+
+/** The local agent behind a target: what the CLI needs to notice its death and restart it. */
+export interface LocalAgent {
+  dataDir: string;
+  info: AgentInfo;
+  /** Starts it again on the same ports (the CLI's connection reconnects by itself). */
+  restart(timeoutMs?: number): Promise<AgentInfo>;
+  /** True when this command started it (it was not running before). */
+  started: boolean;
 }
 
 export interface Target extends TemporalConnection {
@@ -20,6 +37,12 @@ export interface Target extends TemporalConnection {
   taskQueue: string;
   /** True when the local agent serves this command. */
   local: boolean;
+  agent?: LocalAgent;
+}
+
+function portOf(address: string | undefined): number | undefined {
+  const m = address ? /:(\d+)\/?$/.exec(address) : null;
+  return m ? Number(m[1]) : undefined;
 }
 
 export async function connectTarget(opts: TargetOptions, env: NodeJS.ProcessEnv = process.env): Promise<Target> {
@@ -31,6 +54,17 @@ export async function connectTarget(opts: TargetOptions, env: NodeJS.ProcessEnv 
     const host = opts.host ?? loadHostConfig(env).host;
     const conn = await connectTemporal({ env });
     return { ...conn, host, taskQueue: opts.taskQueue ?? taskQueueForHost(host), local: false };
+  }
+  const dataDir = loadHostConfig(env, overrides).dataDir;
+  const before = await agentStatus(dataDir);
+  if (!before.running && opts.nothingRan && !fs.existsSync(agentPaths(dataDir).dbFile)) {
+    throw new CliFailure(opts.nothingRan);
+  }
+  if (!before.running && before.info && ['ready', 'starting', 'failed'].includes(before.info.state)) {
+    // It did not stop by itself: say so before starting another one.
+    process.stderr.write(
+      `the local agent (pid ${before.info.pid}) died${before.info.error ? `: ${before.info.error}` : ''}; restarting it\n`,
+    );
   }
   const agent = await ensureAgent({ env, hostOverrides: overrides });
   if (!agent.address || !agent.host || !agent.taskQueue)
@@ -48,5 +82,18 @@ export async function connectTarget(opts: TargetOptions, env: NodeJS.ProcessEnv 
     host,
     taskQueue: opts.taskQueue ?? (host === agent.host ? agent.taskQueue : taskQueueForHost(host)),
     local: true,
+    agent: {
+      dataDir,
+      info: agent,
+      started: !agent.reused,
+      restart: (timeoutMs) =>
+        ensureAgent({
+          env,
+          hostOverrides: overrides,
+          temporalPort: portOf(agent.address),
+          uiPort: portOf(agent.uiUrl),
+          timeoutMs,
+        }),
+    },
   };
 }

@@ -22,16 +22,46 @@ export interface WatchOptions {
   by?: string;
   /** Printed when the operator presses Ctrl-C. */
   detachHint: string;
+  /**
+   * Called about every second with the time the run last answered (client/supervise.ts): notices
+   * a worker that is gone, restarts the local one; throwing ends the watch with that error.
+   */
+  supervise?: (answeredAt: number, final?: boolean) => Promise<void>;
 }
 
 const POLL_MS = 300;
+const QUERY_DEADLINE_MS = 5000;
 
 export async function watchRun(handle: WorkflowHandle, opts: WatchOptions): Promise<UpgradeResult> {
   let settled: { result?: UpgradeResult; error?: unknown } | undefined;
-  const done = resultOf(handle).then(
-    (result) => (settled = { result }),
-    (error) => (settled = { error }),
-  );
+  // Supervised, the server may go away with the agent and come back: keep waiting for the end.
+  let outages = 0;
+  const outcome = (): Promise<unknown> =>
+    resultOf(handle).then(
+      (result) => (settled ??= { result }),
+      async (error: unknown) => {
+        if (opts.supervise && !settled && (error as Error)?.name !== 'WorkflowNotFoundError' && outages++ < 600) {
+          await sleep(1000);
+          return outcome();
+        }
+        return (settled ??= { error });
+      },
+    );
+  const done = outcome();
+  let answeredAt = 0;
+  const supervising = opts.supervise
+    ? (async () => {
+        while (!settled) {
+          try {
+            await opts.supervise!(answeredAt);
+          } catch (error) {
+            settled ??= { error };
+            return;
+          }
+          await Promise.race([done, sleep(1000)]);
+        }
+      })()
+    : undefined;
   const onSigint = () => {
     if (opts.live) logUpdate.done();
     process.stderr.write(`\n${opts.detachHint}\n`);
@@ -42,8 +72,11 @@ export async function watchRun(handle: WorkflowHandle, opts: WatchOptions): Prom
   let last: UpgradeProgress | undefined;
   try {
     while (!settled) {
-      const p = await handle.query(progressQuery).catch(() => undefined);
-      if (p) last = p;
+      const p = await progress(handle);
+      if (p) {
+        last = p;
+        answeredAt = Date.now();
+      }
       if (p?.phase === 'awaiting-confirmation' && p.plan && opts.answerConfirmation && !asked) {
         asked = true;
         if (opts.live) {
@@ -63,7 +96,10 @@ export async function watchRun(handle: WorkflowHandle, opts: WatchOptions): Prom
   } finally {
     process.removeListener('SIGINT', onSigint);
   }
-  const final = await handle.query(progressQuery).catch(() => last);
+  await supervising;
+  // The run may end right after a restart, before the next check: let the supervisor say so.
+  if (!settled.error) await opts.supervise?.(Date.now(), true).catch(() => undefined);
+  const final = settled.error ? last : ((await progress(handle)) ?? last);
   if (opts.live) {
     if (final) logUpdate(renderProgress(final, Date.now()));
     logUpdate.done();
@@ -130,6 +166,13 @@ export function outcomeLine(r: UpgradeResult): string {
       ? color.yellow
       : color.red;
   return `${paint(r.outcome.toUpperCase())} ${r.message}`;
+}
+
+/** The run's progress, or undefined when it does not answer within a few seconds (no worker). */
+function progress(handle: WorkflowHandle): Promise<UpgradeProgress | undefined> {
+  return handle.client
+    .withDeadline(Date.now() + QUERY_DEADLINE_MS, () => handle.query(progressQuery))
+    .catch(() => undefined);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -5,17 +5,16 @@
  * stop the upgrade, and running it again attaches instead of starting a second workflow.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { promisify } from 'node:util';
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
+import { runCli } from './helpers/cli.js';
 
 const CLI = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'client', 'main.js');
-const execFileP = promisify(execFile);
 
 interface Run {
   code: number;
@@ -23,18 +22,8 @@ interface Run {
   stderr: string;
 }
 
-async function cli(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<Run> {
-  try {
-    const r = await execFileP(process.execPath, [CLI, ...args], {
-      env,
-      timeout: timeoutMs,
-      maxBuffer: 16 * 1024 * 1024,
-    });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : 1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+function cli(args: string[], env: Record<string, string>, timeoutMs = 120_000): Promise<Run> {
+  return runCli(args, env, timeoutMs);
 }
 
 let releases: ReleaseServer;

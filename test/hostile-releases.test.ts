@@ -8,7 +8,7 @@
  *
  * https→http: the release server speaks plain HTTP, so that case runs against a local HTTPS
  * server whose self-signed certificate is generated at test time with `openssl`; httpRequest
- * (undici) trusts it through undici's global dispatcher (an Agent with that CA), set for that test
+ * (node:https) trusts it through https.globalAgent (an Agent with that CA), set for that test
  * only. NODE_EXTRA_CA_CERTS is read at process start, so it cannot be used in-process.
  */
 import assert from 'node:assert/strict';
@@ -22,7 +22,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { Agent, getGlobalDispatcher, setGlobalDispatcher } from 'undici';
 import { createStaging, downloadArtifact } from '../activities/artifacts.js';
 import { httpRequest } from '../activities/http.js';
 import { loadHostConfig, type HostConfig } from '../worker/host-config.js';
@@ -361,9 +360,9 @@ describe('activities/http.ts: redirects, credentials, timeouts', () => {
     const tlsPort = await new Promise<number>((resolve) =>
       tls.listen(0, '127.0.0.1', () => resolve((tls.address() as AddressInfo).port)),
     );
-    const previous = getGlobalDispatcher();
-    const agent = new Agent({ connect: { ca: await fs.readFile(cert) } });
-    setGlobalDispatcher(agent);
+    const previous = https.globalAgent;
+    const agent = new https.Agent({ ca: await fs.readFile(cert) });
+    https.globalAgent = agent;
     const { config, home } = await tempConfig({
       DEFENSECLAW_RELEASES_URL: `https://127.0.0.1:${tlsPort}`,
       DEFENSECLAW_ALLOWED_DOWNLOAD_HOSTS: `127.0.0.1:${tlsPort},127.0.0.1:${plain.port}`,
@@ -381,8 +380,8 @@ describe('activities/http.ts: redirects, credentials, timeouts', () => {
       assert.match(err.message, /refusing redirect from https to http:/);
       assert.equal(plain.seen.length, 0, 'the http server was never contacted');
     } finally {
-      setGlobalDispatcher(previous);
-      await agent.close();
+      https.globalAgent = previous;
+      agent.destroy();
       await closeServer(tls);
       await closeServer(plain.server);
       await fs.rm(dir, { recursive: true, force: true });

@@ -3,19 +3,21 @@
  * host's worker, until SIGTERM/SIGINT. stdout/stderr are agent.log; agent.json tells the CLI where
  * it answers. Never writes a secret: the host config's token stays inside the activities.
  */
+import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import {
   agentPaths,
   ensurePrivateDir,
   writeAgentInfo,
+  writeAgentInfoSync,
   writePrivateFile,
   type AgentInfo,
   type AgentLaunchConfig,
 } from './agent.js';
 import { freePort, PortInUseError, preferPort, startDevServer, type DevServer } from './dev-server.js';
 import { loadHostConfig } from './host-config.js';
-import { createHostWorker, flushRuntimeLogs, installRuntime, runtimeLogger } from './worker.js';
+import { createHostWorker, flushRuntimeLogs, guardWorkerProcess, installRuntime, runtimeLogger } from './worker.js';
 
 function parseArgs(argv: string[]): AgentLaunchConfig {
   const i = argv.indexOf('--config');
@@ -54,6 +56,16 @@ async function main(): Promise<void> {
     return writeAgentInfo(dataDir, info);
   };
   await save({});
+
+  // An uncaught error anywhere (an activity's library included): agent.json says the agent died
+  // and of what, its dev server is asked to stop, and the process exits non-zero; the CLI that
+  // watches a run notices and starts a new agent, and the run resumes from its history.
+  guardWorkerProcess((summary) => {
+    info = { ...info, state: 'failed', error: summary, stoppedAt: new Date().toISOString() };
+    writeAgentInfoSync(dataDir, info);
+    fs.rmSync(paths.pidFile, { force: true });
+    if (info.serverPid) process.kill(info.serverPid, 'SIGTERM');
+  });
 
   let server: DevServer | undefined;
   let connection: NativeConnection | undefined;

@@ -114,9 +114,21 @@ export async function readAgentInfo(dataDir: string): Promise<AgentInfo | undefi
   }
 }
 
-export async function writeAgentInfo(dataDir: string, info: AgentInfo): Promise<void> {
+function agentInfoText(info: AgentInfo): string {
   const { reused: _reused, ...stored } = info;
-  await writePrivateFile(agentPaths(dataDir).infoFile, `${JSON.stringify(stored, null, 2)}\n`);
+  return `${JSON.stringify(stored, null, 2)}\n`;
+}
+
+export async function writeAgentInfo(dataDir: string, info: AgentInfo): Promise<void> {
+  await writePrivateFile(agentPaths(dataDir).infoFile, agentInfoText(info));
+}
+
+/** writeAgentInfo for a process's last words (an uncaught error: no more awaiting). */
+export function writeAgentInfoSync(dataDir: string, info: AgentInfo): void {
+  const file = agentPaths(dataDir).infoFile;
+  const tmp = `${file}.tmp-${process.pid}-last`;
+  fs.writeFileSync(tmp, agentInfoText(info), { mode: 0o600 });
+  fs.renameSync(tmp, file);
 }
 
 async function readPid(file: string): Promise<number | undefined> {

@@ -16,6 +16,7 @@ import {
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
+import { installCrashGuard, trackActivities, type CrashGuardOptions } from './crash-guard.js';
 import { ensureSearchAttributes } from './dev-server.js';
 import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
 import {
@@ -122,6 +123,22 @@ export async function createHostWorker(opts: HostWorkerOptions): Promise<Worker>
     // default 10 s stalls a run for 10 s more after its worker was killed (even inside the downtime
     // window); a live worker answers its sticky queue in milliseconds.
     stickyQueueScheduleToStartTimeout: '2s',
+    // What was running, for the crash report of guardWorkerProcess.
+    interceptors: { activity: [trackActivities] },
+  });
+}
+
+/**
+ * An uncaught exception or unhandled rejection in this worker process is logged (scrubbed, with
+ * the activities that were running) and the process exits non-zero, for its supervisor to
+ * restart it. Call after installRuntime.
+ */
+export function guardWorkerProcess(onFatal?: CrashGuardOptions['onFatal']): void {
+  installCrashGuard({
+    logger: runtimeLogger(),
+    scrub: (text) => installedLogger?.scrubber.text(text) ?? text,
+    onFatal,
+    flush: flushRuntimeLogs,
   });
 }
 
@@ -267,6 +284,7 @@ export async function runWorkerForeground(opts: ForegroundWorkerOptions = {}): P
   const env = opts.env ?? process.env;
   const hostConfig = loadHostConfig(env, opts.hostOverrides);
   installRuntime({ env, dataDir: hostConfig.dataDir, fields: { host: hostConfig.host } });
+  guardWorkerProcess();
   const logger = runtimeLogger();
   const target = workerConnectionOptions(env, { address: opts.address, namespace: opts.namespace });
   const connection = await connectWorker(target.options as NativeConnectionOptions & { address: string });

@@ -48,6 +48,11 @@ export async function agentStatusCommand(flags: { json?: boolean }): Promise<num
     process.stdout.write(
       `${color.green('running')} pid ${s.info.pid}, Temporal ${s.info.address}, UI ${s.info.uiUrl ?? 'off'}, host ${s.info.host} on ${s.info.taskQueue}\n`,
     );
+  } else if (!s.alive && s.info && ['ready', 'starting', 'failed'].includes(s.info.state)) {
+    // It did not stop: it died (killed, or an uncaught error it recorded).
+    process.stdout.write(
+      `${color.red('died')} pid ${s.info.pid}${s.info.error ? `: ${s.info.error}` : ''}; the next command restarts it\n`,
+    );
   } else {
     process.stdout.write(`${color.yellow('not running')}${s.alive ? ' (process alive but not answering)' : ''}\n`);
   }

@@ -67,10 +67,12 @@ import {
   VersionSchema,
   WORKFLOW_FLEET,
   hostWorkflowId,
+  taskQueueForHost,
 } from '../../workflows/types.js';
 import { connectTarget, type Target } from '../connect.js';
 import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color, duration } from '../render/format.js';
+import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
 import { flag, interactiveTerminal, link, requestedBy, seconds } from './shared.js';
 
@@ -326,6 +328,25 @@ async function currentSteps(client: Client, p: FleetProgress): Promise<CurrentSt
   return out;
 }
 
+/** Per host in flight whose worker is gone (client/supervise.ts: unstarted work, stale pollers), why. */
+export type GoneWorkers = Map<string, string>;
+
+async function goneWorkers(client: Client, namespace: string, p: FleetProgress): Promise<GoneWorkers> {
+  const out: GoneWorkers = new Map();
+  const busy = p.hosts.filter((h) => h.state === 'upgrading').slice(0, 200);
+  let next = 0;
+  const worker = async () => {
+    while (next < busy.length) {
+      const h = busy[next++]!;
+      const queue = p.settings.taskQueue ?? taskQueueForHost(h.host);
+      const w = await workerGone(client, namespace, queue, client.workflow.getHandle(hostWorkflowId(h.host)));
+      if (w?.gone) out.set(h.host, w.why ?? 'gone');
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(8, busy.length) }, worker));
+  return out;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
   let t: NodeJS.Timeout | undefined;
   return Promise.race([
@@ -384,11 +405,16 @@ export async function fleetStatusCommand(fleetId: string, flags: { json?: boolea
       return result.ok ? 0 : 1;
     }
     const steps = snap.running ? await currentSteps(target.client, snap.progress) : new Map<string, string>();
+    const gone = snap.running ? await goneWorkers(target.client, target.namespace, snap.progress) : new Map();
     if (flags.json) {
-      const hosts = snap.progress.hosts.map((h) => (steps.has(h.host) ? { ...h, step: steps.get(h.host) } : h));
+      const hosts = snap.progress.hosts.map((h) => ({
+        ...h,
+        ...(steps.has(h.host) ? { step: steps.get(h.host) } : {}),
+        ...(gone.has(h.host) ? { worker: 'gone', workerGone: gone.get(h.host) } : {}),
+      }));
       process.stdout.write(`${JSON.stringify({ ...snap.progress, hosts, running: snap.running }, null, 2)}\n`);
     } else {
-      process.stdout.write(`${renderFleet(snap.progress, { now: Date.now(), steps, all: flags.all })}\n`);
+      process.stdout.write(`${renderFleet(snap.progress, { now: Date.now(), steps, gone, all: flags.all })}\n`);
     }
     if (snap.running) return 0;
     return (snap.progress as FleetResult).ok ? 0 : 1;
@@ -427,6 +453,7 @@ export async function followFleet(
           renderFleet(p, {
             now: Date.now(),
             steps: await currentSteps(target.client, p),
+            gone: await goneWorkers(target.client, target.namespace, p),
             all: flags.all,
             maxRows: rowsAvailable(),
           }),
@@ -492,6 +519,8 @@ const PAINT: Record<FleetHostState, (s: string) => string> = {
 export interface RenderOptions {
   now: number;
   steps?: CurrentSteps;
+  /** Hosts in flight whose worker is gone: shown as `worker gone`, not as upgrading. */
+  gone?: GoneWorkers;
   /** Show every host (default: all when they fit, else the interesting ones). */
   all?: boolean;
   maxRows?: number;
@@ -563,7 +592,8 @@ export function renderFleet(p: FleetProgress, o: RenderOptions): string {
       h.before || h.after ? `${h.before ?? '?'} → ${h.after ?? (h.state === 'upgrading' ? '…' : '?')}` : '';
     const end = h.endedAt ?? (h.state === 'upgrading' ? o.now : undefined);
     const took = h.startedAt !== undefined && end !== undefined ? duration(Math.max(0, end - h.startedAt)) : '';
-    table.push([h.host + (h.canary ? '*' : ''), PAINT[h.state](h.state), step, versions, took]);
+    const state = o.gone?.has(h.host) ? color.red('worker gone') : PAINT[h.state](h.state);
+    table.push([h.host + (h.canary ? '*' : ''), state, step, versions, took]);
   }
   lines.push(table.toString());
   if (hidden > 0) lines.push(color.dim(fit(`… ${hidden} more hosts not shown (--all shows every host)`, width)));
@@ -576,6 +606,10 @@ export function renderFleet(p: FleetProgress, o: RenderOptions): string {
       lines.push(fit(`  ${PAINT[h.state](h.host)} ${h.state}: ${h.reason}`, width));
     }
     if (!o.all && troubled.length > 10) lines.push(color.dim(`  … ${troubled.length - 10} more`));
+  }
+  if (o.gone?.size) {
+    lines.push(color.bold('Workers gone (the run waits for them; restart the host worker):'));
+    for (const [host, why] of [...o.gone].slice(0, o.all ? Infinity : 10)) lines.push(fit(`  ${host}: ${why}`, width));
   }
   if (p.stopReason && !p.message) lines.push(fit(`${color.yellow('stopping:')} ${p.stopReason}`, width));
   if (p.message) {

@@ -20,6 +20,7 @@ import type { z } from 'zod';
 import type { Target } from '../connect.js';
 import { CliFailure, UsageError } from '../errors.js';
 import { uiLink } from '../temporal.js';
+import { StuckRunError, stuckAfterSeconds, superviseRun } from '../supervise.js';
 import { outcomeLine, stepsSummary, watchRun } from '../watch.js';
 
 export interface CommonFlags {
@@ -28,6 +29,8 @@ export interface CommonFlags {
   taskQueue?: string;
   releasesUrl?: string;
   repo?: string;
+  /** Seconds the run's worker may be gone before the run is reported stuck (--stuck-after). */
+  stuckAfter?: string;
 }
 
 /** A flag validated with the shared schema; a refusal is a usage error (exit 2, nothing contacted). */
@@ -102,12 +105,26 @@ export async function followAndReport(
   const live = !flags.json && process.stdout.isTTY === true;
   const ui = link(target, handle.workflowId);
   if (!flags.json && ui) process.stderr.write(`Temporal UI: ${ui}\n`);
-  const result = await watchRun(handle, {
-    live,
-    answerConfirmation: flags.answerConfirmation,
-    by: requestedBy(),
-    detachHint: `Stopped watching; the run goes on. Watch it again with: defenseclaw-upgrade status${flags.host ? ` --host ${flags.host}` : ''}`,
+  const supervise = superviseRun(target, handle, {
+    stuckAfterS: stuckAfterSeconds(flags.stuckAfter),
+    log: (line) => process.stderr.write(`${line}\n`),
   });
+  let result: UpgradeResult;
+  try {
+    result = await watchRun(handle, {
+      live,
+      answerConfirmation: flags.answerConfirmation,
+      by: requestedBy(),
+      detachHint: `Stopped watching; the run goes on. Watch it again with: defenseclaw-upgrade status${flags.host ? ` --host ${flags.host}` : ''}`,
+      supervise,
+    });
+  } catch (err) {
+    if (err instanceof StuckRunError) {
+      if (flags.json) process.stdout.write(`${JSON.stringify({ ...err.report, ui }, null, 2)}\n`);
+      else process.stdout.write(`STUCK ${err.report.message}\n`);
+    }
+    throw err;
+  }
   printResult(result, { json: flags.json, live, ui });
   return result;
 }

@@ -10,6 +10,7 @@ import {
   type UpgradeInput,
 } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
+import { stuckAfterSeconds } from '../supervise.js';
 import { UsageError } from '../errors.js';
 import {
   flag,
@@ -48,6 +49,7 @@ export async function upgradeCommand(flags: UpgradeFlags): Promise<number> {
     throw new UsageError('confirming the plan needs a terminal; pass --yes to upgrade without asking');
   }
 
+  stuckAfterSeconds(flags.stuckAfter);
   const target = await connectTarget(flags);
   try {
     const input: UpgradeInput = { host: target.host, version, options, requestedBy: requestedBy() };
