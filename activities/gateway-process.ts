@@ -23,7 +23,11 @@ export interface GatewayPidInfo {
 
 const PidJson = z
   .object({
-    pid: z.number().int().min(2).max(2 ** 31),
+    pid: z
+      .number()
+      .int()
+      .min(2)
+      .max(2 ** 31),
     executable: z.string().max(4096).optional(),
     start_time: z.number().int().nonnegative().optional(),
   })
@@ -99,7 +103,9 @@ export function isGatewayProcess(info: GatewayPidInfo | undefined): boolean {
 export function isWatchdogProcess(pid: number): boolean {
   if (!pidAlive(pid)) return false;
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').some((a) => /watchdog/.test(a));
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .some((a) => /watchdog/.test(a));
   } catch {
     return false;
   }

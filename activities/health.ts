@@ -68,8 +68,14 @@ const GatewayApiConfig = z.object({
     })
     .partial()
     .nullish(),
-  openshell: z.object({ mode: z.string().max(64) }).partial().nullish(),
-  guardrail: z.object({ host: z.string().max(255) }).partial().nullish(),
+  openshell: z
+    .object({ mode: z.string().max(64) })
+    .partial()
+    .nullish(),
+  guardrail: z
+    .object({ host: z.string().max(255) })
+    .partial()
+    .nullish(),
 });
 
 /** Where the gateway serves `/health` (`internal/cli/watchdog.go` watchdogHealthURL, 0.4.0 … 0.8.10). */

@@ -126,7 +126,10 @@ async function seedFromLive(config: HostConfig, newDir: string, newPython: strin
     let data = await fs.readFile(src);
     const firstLine = data.subarray(0, Math.max(0, data.indexOf(10))).toString('utf8');
     if (firstLine.startsWith('#!') && firstLine.includes(`${liveBin}/python`)) {
-      data = Buffer.concat([Buffer.from(firstLine.replace(`${liveBin}/python`, `${newBin}/python`)), data.subarray(firstLine.length)]);
+      data = Buffer.concat([
+        Buffer.from(firstLine.replace(`${liveBin}/python`, `${newBin}/python`)),
+        data.subarray(firstLine.length),
+      ]);
     }
     await fs.writeFile(path.join(newBin, name), data, { mode: st.mode & 0o7777 });
   }
@@ -180,7 +183,7 @@ export async function prepareVenv(
   let offline = seeded;
   let r = seeded ? await install(true) : undefined;
   if (!r || r.exitCode !== 0) {
-    if (r) activityContext()?.log.info("the live environment does not satisfy the new wheel; fetching what it lacks");
+    if (r) activityContext()?.log.info('the live environment does not satisfy the new wheel; fetching what it lacks');
     offline = false;
     r = await install(false);
   }

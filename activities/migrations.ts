@@ -105,7 +105,11 @@ export async function runMigrations(config: HostConfig, rawInput: unknown): Prom
   try {
     report = Report.parse(JSON.parse(line!.slice(MARK.length)));
   } catch {
-    const why = r.output.split('\n').filter((l) => /Error|Exception/.test(l)).pop() ?? r.output.split('\n').pop();
+    const why =
+      r.output
+        .split('\n')
+        .filter((l) => /Error|Exception/.test(l))
+        .pop() ?? r.output.split('\n').pop();
     throw refuse(
       FailureType.CommandFailed,
       `migrations ${input.fromVersion} → ${input.toVersion} did not run (exit ${r.exitCode}): ${(why ?? '').slice(0, 300)}`,

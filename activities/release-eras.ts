@@ -124,7 +124,10 @@ const ManifestJson = z
   .passthrough();
 
 /** Reads upgrade-manifest.json (schema 1 at 0.6.1–0.8.3, schema 2 at 0.8.4+). */
-export function parseUpgradeManifest(json: unknown, version: string): ReleaseManifestInfo & {
+export function parseUpgradeManifest(
+  json: unknown,
+  version: string,
+): ReleaseManifestInfo & {
   artifacts?: { gateways: Record<string, Record<string, string>>; wheel: string };
 } {
   const r = ManifestJson.safeParse(json);
@@ -137,7 +140,10 @@ export function parseUpgradeManifest(json: unknown, version: string): ReleaseMan
     );
   }
   if (m.release_version !== version) {
-    throw refuse(FailureType.VersionMismatch, `upgrade-manifest.json names release ${m.release_version}, not ${version}`);
+    throw refuse(
+      FailureType.VersionMismatch,
+      `upgrade-manifest.json names release ${m.release_version}, not ${version}`,
+    );
   }
   if (m.schema_version === 2 && !m.release_artifacts) {
     throw refuse(FailureType.InvalidInput, `upgrade-manifest.json of ${version} (schema 2) names no release artifacts`);
@@ -145,7 +151,10 @@ export function parseUpgradeManifest(json: unknown, version: string): ReleaseMan
   const bridge = m.required_bridge_version;
   const minimum = m.minimum_source_version;
   if ((bridge === undefined) !== (minimum === undefined)) {
-    throw refuse(FailureType.InvalidInput, `upgrade-manifest.json of ${version} names a bridge without a minimum source`);
+    throw refuse(
+      FailureType.InvalidInput,
+      `upgrade-manifest.json of ${version} names a bridge without a minimum source`,
+    );
   }
   if (bridge && minimum && (compareVersions(bridge, minimum) < 0 || compareVersions(bridge, version) >= 0)) {
     throw refuse(FailureType.InvalidInput, `upgrade-manifest.json of ${version} names an impossible bridge ${bridge}`);
@@ -251,7 +260,10 @@ export function classifyRelease(f: ReleaseFacts): ReleaseLayout {
       const name = art.gateways[p.os]?.[p.arch];
       if (name === undefined) continue;
       if (!n.protectedGateway.test(name) || !name.includes(`_${p.os}_${p.arch}.`)) {
-        throw refuse(FailureType.InvalidInput, `upgrade-manifest.json names an unexpected gateway asset for ${p.os}/${p.arch}`);
+        throw refuse(
+          FailureType.InvalidInput,
+          `upgrade-manifest.json names an unexpected gateway asset for ${p.os}/${p.arch}`,
+        );
       }
       const a = ref(name, false);
       if (a) gateways[`${p.os}/${p.arch}`] = { ...a, format: 'protected' };

@@ -245,7 +245,10 @@ function expectedDigest(release: ResolvedRelease, name: string, checksums?: stri
   const listed = checksums ? parseChecksums(checksums).get(name) : undefined;
   const digest = digestOf(release.assets.find((a) => a.name === name)?.digest);
   if (listed && digest && listed !== digest) {
-    throw refuse(FailureType.ChecksumMismatch, `checksums.txt and GitHub's digest disagree for ${name}; refusing the release`);
+    throw refuse(
+      FailureType.ChecksumMismatch,
+      `checksums.txt and GitHub's digest disagree for ${name}; refusing the release`,
+    );
   }
   return listed ?? digest;
 }
@@ -273,10 +276,16 @@ async function readLayout(config: HostConfig, release: ResolvedRelease): Promise
     // The manifest decides migrations and bridges: it is verified like any other file.
     const expected = expectedDigest(release, MANIFEST, checksums?.text);
     if (!expected && !config.allowMissingChecksums) {
-      throw refuse(FailureType.ChecksumsMissing, `refusing ${MANIFEST}: neither checksums.txt nor GitHub's digest covers it`);
+      throw refuse(
+        FailureType.ChecksumsMissing,
+        `refusing ${MANIFEST}: neither checksums.txt nor GitHub's digest covers it`,
+      );
     }
     if (expected && expected !== got.sha256) {
-      throw refuse(FailureType.ChecksumMismatch, `checksum mismatch for ${MANIFEST} of release ${release.version}; refusing the release`);
+      throw refuse(
+        FailureType.ChecksumMismatch,
+        `checksum mismatch for ${MANIFEST} of release ${release.version}; refusing the release`,
+      );
     }
     let json: unknown;
     try {

@@ -23,9 +23,7 @@ import { OIDC_ISSUER, STRICT_SIGNATURE_FROM, acceptedIdentities } from './releas
 import { FailureType, activityContext, refuse, validated } from './support.js';
 
 const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder name');
-const VerifySignatureInput = z
-  .object({ version: VersionSchema, stagingId: STAGING_ID, signed: z.boolean() })
-  .strict();
+const VerifySignatureInput = z.object({ version: VersionSchema, stagingId: STAGING_ID, signed: z.boolean() }).strict();
 
 /** A certificate as cosign writes it: PEM, or (older cosign) the PEM base64-encoded once more. */
 export function readCertificate(text: string): X509Certificate {
@@ -160,7 +158,10 @@ export async function verifySignature(config: HostConfig, rawInput: unknown): Pr
       files.sig,
       ...(strict
         ? ['--certificate-identity', accepted[0]!]
-        : ['--certificate-identity-regexp', `^(${accepted.map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`]),
+        : [
+            '--certificate-identity-regexp',
+            `^(${accepted.map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`,
+          ]),
       '--certificate-oidc-issuer',
       OIDC_ISSUER,
       files.sums,

@@ -81,7 +81,10 @@ async function directUpgrade(host: HostUnderTest, runId: string): Promise<void> 
   const layout = release.layout!;
   const expected = new Map<string, string | undefined>([
     ['checksums.txt', layout.checksums?.sha256],
-    [layout.gateways[`${platform.os}/${platform.arch}`]!.name, layout.gateways[`${platform.os}/${platform.arch}`]!.sha256],
+    [
+      layout.gateways[`${platform.os}/${platform.arch}`]!.name,
+      layout.gateways[`${platform.os}/${platform.arch}`]!.sha256,
+    ],
     [layout.wheel.name, layout.wheel.sha256],
   ]);
   const sizes = await a.preflight({ version: to, platform, names: [...expected.keys()] });

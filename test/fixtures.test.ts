@@ -593,7 +593,10 @@ describe('the release server', () => {
     const dir = await tmpDir('dc-gw-');
     try {
       await fsp.writeFile(path.join(dir, 'defenseclaw'), entries[0]!.body, { mode: 0o755 });
-      assert.equal((await execa(path.join(dir, 'defenseclaw'), ['--version'])).stdout, 'defenseclaw-gateway version 0.4.0 (commit=simulated, built=2025-01-01T00:00:00Z)');
+      assert.equal(
+        (await execa(path.join(dir, 'defenseclaw'), ['--version'])).stdout,
+        'defenseclaw-gateway version 0.4.0 (commit=simulated, built=2025-01-01T00:00:00Z)',
+      );
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }

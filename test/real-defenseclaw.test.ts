@@ -65,13 +65,19 @@ describe('real DefenseClaw 0.4.0 → 0.5.0 (GoReleaser era)', { concurrency: 1 }
       const plan = r.steps.find((s) => s.name === 'download' && /\.whl$/.test(s.detail ?? ''));
       assert.ok(plan, 'the wheel was downloaded');
       const after = await host.sim.snapshot();
-      for (const key of ['.defenseclaw/device.key', '.defenseclaw/policies/rego/custom.rego', '.openclaw/openclaw.json']) {
+      for (const key of [
+        '.defenseclaw/device.key',
+        '.defenseclaw/policies/rego/custom.rego',
+        '.openclaw/openclaw.json',
+      ]) {
         assert.deepEqual(after[key], before[key], key);
       }
       // The backup holds what the real upgrader keeps.
       const backup = path.join(host.sim.dataDir, 'backups', r.backupId!);
       const manifest = JSON.parse(await fs.readFile(path.join(backup, 'manifest.json'), 'utf8'));
-      const saved = manifest.entries.filter((e: { type: string }) => e.type !== 'absent').map((e: { path: string }) => e.path);
+      const saved = manifest.entries
+        .filter((e: { type: string }) => e.type !== 'absent')
+        .map((e: { path: string }) => e.path);
       for (const p of ['config.yaml', '.env', 'device.key', 'policies', '.migration_state.json', 'openclaw.json']) {
         assert.ok(saved.includes(p), `backup keeps ${p}: ${saved.join(', ')}`);
       }

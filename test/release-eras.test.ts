@@ -57,7 +57,7 @@ describe('GoReleaser era (0.3.x – 0.6.0)', { concurrency: 1 }, () => {
     );
   });
 
-  it("a wheel whose GitHub digest lies is refused before the stop; nothing changes", async () => {
+  it('a wheel whose GitHub digest lies is refused before the stop; nothing changes', async () => {
     const host = await h.host({ version: '0.5.0' });
     const before = await host.sim.snapshot();
     await h.releases.setOptions({ digestLie: ['defenseclaw-0.6.0-py3-none-any.whl'] });
@@ -79,7 +79,11 @@ describe('GoReleaser era (0.3.x – 0.6.0)', { concurrency: 1 }, () => {
     });
     try {
       const r = await host.result(await host.upgrade({ version: '0.6.0' }));
-      assertUnchanged(r, 'verify', /signed by "https:\/\/github\.com\/evil\/defenseclaw\/.*not by this repository's release workflow/);
+      assertUnchanged(
+        r,
+        'verify',
+        /signed by "https:\/\/github\.com\/evil\/defenseclaw\/.*not by this repository's release workflow/,
+      );
       assert.equal(assetGets(h, /defenseclaw_0\.6\.0_/).length > 0, true, 'it was downloaded, then refused');
     } finally {
       await h.releases.setOptions({ signing: {} });
@@ -112,7 +116,10 @@ describe('manifest era (0.6.1 – 0.8.3)', { concurrency: 2 }, () => {
     await host.sim.setFaults({});
     assert.equal(r.outcome, 'rolled-back', r.message);
     assert.equal(r.failure?.step, 'migrate');
-    assert.match(r.failure?.error ?? '', /required migration 0\.8\.0 did not apply \(migration 0\.8\.0 failed: simulated/);
+    assert.match(
+      r.failure?.error ?? '',
+      /required migration 0\.8\.0 did not apply \(migration 0\.8\.0 failed: simulated/,
+    );
     assert.deepEqual(await host.sim.snapshot(), before);
     assert.equal((await host.sim.health())?.provenance?.binary_version, '0.6.0');
   });
@@ -141,8 +148,14 @@ describe('protected era (0.8.4 – 0.8.10) and the 0.8.4 bridge', { concurrency:
     assert.ok(r.steps.some((s) => s.detail === 'resolve bridge release 0.8.4 (required by 0.8.5)'));
     // Only the protected payloads were downloaded; the canonical names (refusal envelopes) never were.
     const got = assetGets(h, /defenseclaw[-_]0\.8\.[45]/);
-    assert.ok(got.some((n) => /_protocol2_.*\.dcgateway$/.test(n)), got.join(', '));
-    assert.ok(got.some((n) => /-2-py3-none-any\.dcwheel$/.test(n)), got.join(', '));
+    assert.ok(
+      got.some((n) => /_protocol2_.*\.dcgateway$/.test(n)),
+      got.join(', '),
+    );
+    assert.ok(
+      got.some((n) => /-2-py3-none-any\.dcwheel$/.test(n)),
+      got.join(', '),
+    );
     assert.deepEqual(
       got.filter((n) => /\.(tar\.gz|whl)$/.test(n)),
       [],

@@ -80,6 +80,12 @@ export function routeTo(from: string, layout: ReleaseLayout): { bridge?: string 
 export function describeVerification(layout: ReleaseLayout, platform: string): string {
   const g = layout.gateways[platform];
   const how = (a?: ReleaseAsset) =>
-    !a ? 'missing' : a.verifiedBy === 'checksums' ? 'checksums.txt' : a.verifiedBy === 'digest' ? "GitHub's digest" : 'NOT VERIFIED';
+    !a
+      ? 'missing'
+      : a.verifiedBy === 'checksums'
+        ? 'checksums.txt'
+        : a.verifiedBy === 'digest'
+          ? "GitHub's digest"
+          : 'NOT VERIFIED';
   return `gateway by ${how(g)}, wheel by ${how(layout.wheel)}`;
 }

@@ -68,7 +68,13 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
       if (ended) return run.finish(ended);
       done++;
     }
-    const chain = route.length > 1 ? ` through ${route.slice(0, -1).map((h) => `${h.to} (bridge)`).join(', ')}` : '';
+    const chain =
+      route.length > 1
+        ? ` through ${route
+            .slice(0, -1)
+            .map((h) => `${h.to} (bridge)`)
+            .join(', ')}`
+        : '';
     const warn = run.warnings.length ? ` Warning: ${run.warnings.join('; ')}.` : '';
     return run.finish(
       run.result(

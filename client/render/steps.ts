@@ -46,12 +46,15 @@ export function renderPlan(plan: UpgradePlan): string {
     'cosign-missing': 'signed, NOT verified (cosign is not installed)',
   }[plan.signature];
   const route = plan.route ?? [];
-  const how = (v: string) => (v === 'checksums' ? 'checksums.txt' : v === 'digest' ? "GitHub's asset digest" : 'NOT VERIFIED');
+  const how = (v: string) =>
+    v === 'checksums' ? 'checksums.txt' : v === 'digest' ? "GitHub's asset digest" : 'NOT VERIFIED';
   return [
     color.bold(`Plan for ${plan.host}`),
     `  from ${plan.from} to ${color.bold(plan.to)} on ${plan.platform.os}/${plan.platform.arch}`,
     ...(route.length > 1
-      ? [`  ${color.bold(`${route.length} hops`)}: ${route.map((h) => `${h.from} → ${h.to}${h.bridge ? ' (bridge)' : ''}`).join(', ')}`]
+      ? [
+          `  ${color.bold(`${route.length} hops`)}: ${route.map((h) => `${h.from} → ${h.to}${h.bridge ? ' (bridge)' : ''}`).join(', ')}`,
+        ]
       : []),
     ...route.flatMap((h, i) => [
       `  ${route.length > 1 ? `hop ${i + 1}: ` : ''}release ${h.to}, ${h.era} era`,
