@@ -75,17 +75,3 @@ export function routeTo(from: string, layout: ReleaseLayout): { bridge?: string 
   }
   return {};
 }
-
-/** One line a person reads in the plan: how the release's files are verified. */
-export function describeVerification(layout: ReleaseLayout, platform: string): string {
-  const g = layout.gateways[platform];
-  const how = (a?: ReleaseAsset) =>
-    !a
-      ? 'missing'
-      : a.verifiedBy === 'checksums'
-        ? 'checksums.txt'
-        : a.verifiedBy === 'digest'
-          ? "GitHub's digest"
-          : 'NOT VERIFIED';
-  return `gateway by ${how(g)}, wheel by ${how(layout.wheel)}`;
-}
