@@ -278,7 +278,7 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 const BAD_HEALTH = { gateway: { '0.4.0': { health: 'starting' as const } } };
 const START_FAILS = { gateway: { '0.4.0': { start: 'fail' as const } } };
 
-describe('fleetRollout', { concurrency: 3, timeout: 240_000 }, () => {
+describe('fleetRollout', { concurrency: 3, timeout: 600_000 }, () => {
   it('10 hosts, canary 1, batch 3: every host on 0.4.0 and healthy, never more than 3 at once', async () => {
     const sim = await fleetOf(10);
     const id = fleetId('happy');
@@ -414,7 +414,7 @@ describe('fleetRollout', { concurrency: 3, timeout: 240_000 }, () => {
   });
 
   it('failures past the budget stop new starts; the hosts in flight finish (failed ones rolled back)', async () => {
-    const slow = { faults: { gateway: { '0.4.0': { healthDelayMs: 15000 } } } };
+    const slow = { faults: { gateway: { '0.4.0': { healthDelayMs: 25000 } } } };
     const sim = await fleetOf([{ faults: START_FAILS }, { faults: START_FAILS }, slow, slow, {}, {}, {}]);
     const [bad1, bad2, slow1, , ...later] = sim.names;
     const r = await fleetResultOf(
@@ -424,7 +424,7 @@ describe('fleetRollout', { concurrency: 3, timeout: 240_000 }, () => {
         canary: 0,
         batch: { count: 3 },
         maxFailures: { count: 1 },
-        healthTimeoutSeconds: 30,
+        healthTimeoutSeconds: 45,
       }),
     );
     assert.equal(r.verdict, 'failure-budget-exceeded', r.message);
@@ -509,7 +509,7 @@ describe('fleetRollout', { concurrency: 3, timeout: 240_000 }, () => {
   });
 
   it('abort --cancel-in-flight cancels the hosts in flight, which undo their own changes', async () => {
-    const slow = { faults: { gateway: { '0.4.0': { healthDelayMs: 8000 } } } };
+    const slow = { faults: { gateway: { '0.4.0': { healthDelayMs: 20000 } } } };
     const sim = await fleetOf([slow, {}]);
     const [h1, h2] = sim.names;
     const id = fleetId('cancel');
