@@ -55,7 +55,7 @@ describe('era matrix: source → target', { concurrency: 2, timeout: 900_000 }, 
     it(`${c.from} → ${c.to}: ${c.outcome}`, async () => {
       const host = await h.host({ version: c.from, extraEnv: { DEFENSECLAW_ALLOW_NO_COSIGN: '1' } });
       const r = await host.result(await host.upgrade({ version: c.to, options: { healthTimeoutSeconds: 30 } }));
-      rows.push(`#   ${c.from.padEnd(7)} → ${c.to.padEnd(7)} ${r.outcome.padEnd(17)} ${r.message.slice(0, 110)}`);
+      rows.push(`  ${c.from.padEnd(7)} → ${c.to.padEnd(7)} ${r.outcome.padEnd(17)} ${r.message.slice(0, 110)}`);
       assert.equal(r.outcome, c.outcome, r.message);
       assert.match(r.message, c.expect);
       const expected = c.outcome === 'upgraded' ? c.to : c.from;
