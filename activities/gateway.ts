@@ -96,7 +96,9 @@ export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boo
       throw refuse(FailureType.StopNotProven, `the gateway's watchdog (pid ${watchdog}) could not be stopped`);
     }
   }
-  await sleep(RESTART_GRACE_MS);
+  // `status` (which probes /health) runs while we watch for a gateway coming back: the proof costs
+  // the window the longer of the two, not their sum.
+  const [, running] = await Promise.all([sleep(RESTART_GRACE_MS), statusRunning(config)]);
   const after = await readGatewayPid(config.dataDir);
   if (after && isGatewayProcess(after)) {
     throw refuse(
@@ -104,7 +106,7 @@ export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boo
       `a gateway (pid ${after.pid}) came back after \`defenseclaw-gateway stop\`: something restarts it (a watchdog or a service manager); stop that first`,
     );
   }
-  if (await statusRunning(config)) {
+  if (running) {
     throw refuse(
       FailureType.StopNotProven,
       'the gateway did not stop: `defenseclaw-gateway status` still reports it running',

@@ -220,6 +220,12 @@ export function classifyRelease(f: ReleaseFacts): ReleaseLayout {
   const manifest = f.manifest;
   const era: ReleaseEra = manifest?.schema === 2 ? 'protected' : manifest ? 'manifest' : 'goreleaser';
 
+  if (!manifest && compareVersions(f.version, STRICT_SIGNATURE_FROM) >= 0) {
+    throw refuse(
+      FailureType.InvalidInput,
+      `release ${f.version} has no upgrade-manifest.json; every release from ${STRICT_SIGNATURE_FROM} must carry one (its canonical assets are refusal envelopes)`,
+    );
+  }
   if (!manifest && f.assets.some((a) => isProtectedName(f.version, a.name))) {
     throw refuse(
       FailureType.InvalidInput,

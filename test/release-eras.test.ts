@@ -12,6 +12,9 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { UpgradeResult } from '../workflows/types.js';
+import { isRefusalEnvelope } from '../activities/release-eras.js';
+import { buildGatewayTarball, buildWheel } from './fixtures/host/build.js';
+import { refusalEnvelope } from './fixtures/releases/eras.js';
 import { Harness, type HostUnderTest } from './helpers/harness.js';
 
 const ALLOW_LOCAL_SIGNATURE = { DEFENSECLAW_ALLOW_NO_COSIGN: '1' };
@@ -31,6 +34,15 @@ function assertUnchanged(r: UpgradeResult, step: string, error: RegExp): void {
   assert.equal(r.failure?.step, step, r.message);
   assert.match(r.failure?.error ?? '', error);
 }
+
+describe('refusal envelopes', () => {
+  it('are told apart from archives and wheels, which stage and install refuse them as', async () => {
+    for (const v of ['0.8.4', '0.8.5', '0.8.10']) assert.ok(isRefusalEnvelope(refusalEnvelope(v)), v);
+    assert.equal(isRefusalEnvelope(await buildGatewayTarball('0.8.4', { os: 'linux', arch: 'amd64' })), false);
+    assert.equal(isRefusalEnvelope(await buildWheel('0.8.4')), false);
+    assert.equal(isRefusalEnvelope(Buffer.from('DefenseClaw rocks\n')), false);
+  });
+});
 
 describe('GoReleaser era (0.3.x – 0.6.0)', { concurrency: 1 }, () => {
   let h: Harness;
@@ -208,12 +220,28 @@ describe('protected era (0.8.4 – 0.8.10) and the 0.8.4 bridge', { concurrency:
     await h.releases.setOptions({ missingAssets: ['upgrade-manifest.json'] });
     try {
       const r = await host.result(await host.upgrade({ version: '0.8.4' }));
-      assertUnchanged(r, 'resolve', /publishes protected payloads but no upgrade-manifest\.json/);
+      assertUnchanged(r, 'resolve', /has no upgrade-manifest\.json/);
     } finally {
       await h.releases.setOptions({ missingAssets: [] });
     }
     assert.deepEqual(assetGets(h, /\.(tar\.gz|whl|dcgateway|dcwheel)$/), [], 'no archive was downloaded');
     assert.deepEqual(await host.sim.snapshot(), before);
+  });
+
+  it('a mirror that dropped the payloads and the manifest: refused, the refusal envelopes never fetched', async () => {
+    const host = await h.host({ version: '0.8.3', extraEnv: ALLOW_LOCAL_SIGNATURE });
+    const before = await host.sim.snapshot();
+    h.releases.resetLog();
+    await h.releases.setOptions({ envelopeOnly: true, missingAssets: ['upgrade-manifest.json'] });
+    try {
+      const r = await host.result(await host.upgrade({ version: '0.8.4' }));
+      assertUnchanged(r, 'resolve', /has no upgrade-manifest\.json; every release from 0\.8\.4 must carry one/);
+      assert.deepEqual(assetGets(h, /\.(tar\.gz|whl)$/), [], 'no refusal envelope was downloaded');
+    } finally {
+      await h.releases.setOptions({ envelopeOnly: false, missingAssets: [] });
+    }
+    assert.deepEqual(await host.sim.snapshot(), before);
+    assert.equal(await host.sim.gatewayVersion(), '0.8.3');
   });
 
   it('a source outside the release’s tested matrix is refused, as the real upgrader refuses it', async () => {
