@@ -350,8 +350,10 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
   const pgCtl = path.join(pgBin, 'pg_ctl');
   const pgOptions = [
     `-c listen_addresses=127.0.0.1 -p ${pgPort} -k ${pgDir}`,
-    // A throwaway database: durability against power loss buys nothing here.
-    '-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200',
+    // A throwaway database: durability against power loss buys nothing here. But a committed
+    // transaction must survive a crash of PostgreSQL itself (restartPostgres), so
+    // synchronous_commit stays on: without it the server saw its own writes vanish and wedged.
+    '-c fsync=off -c full_page_writes=off -c max_connections=200',
   ].join(' ');
   const pgLog = path.join(pgDir, 'postgres.log');
   const startPg = () => runPg(pgCtl, ['-D', pgData, '-l', pgLog, '-w', '-t', '60', '-o', pgOptions, 'start']);
@@ -533,6 +535,12 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
       async teardown() {
         await nativeConnection.close().catch(() => undefined);
         await conn.close().catch(() => undefined);
+        // The server's and PostgreSQL's logs stay for a human (test-artifacts/ is gitignored).
+        const artifacts = fileURLToPath(new URL('../../../test-artifacts', import.meta.url));
+        await fsp.mkdir(artifacts, { recursive: true }).catch(() => undefined);
+        const tag = `${path.basename(process.argv[1] ?? 'cluster', '.js')}-${process.pid}`;
+        await fsp.copyFile(serverLog, path.join(artifacts, `temporal-server-${tag}.log`)).catch(() => undefined);
+        await fsp.copyFile(pgLog, path.join(artifacts, `postgres-${tag}.log`)).catch(() => undefined);
         await cleanup();
       },
     };
