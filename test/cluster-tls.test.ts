@@ -109,10 +109,21 @@ describe('mTLS cluster', { timeout: 300_000 }, () => {
       oneLine(w.output()),
       /cannot reach Temporal at .*: TLS refused: the server requires a client certificate; set TEMPORAL_TLS_CLIENT_CERT_PATH and TEMPORAL_TLS_CLIENT_KEY_PATH$/,
     );
-    // And a client without TLS at all.
+    // A client without TLS at all; one that does not trust the server's CA; TLS to a plain server.
     const plain = await clusterCli({ TEMPORAL_ADDRESS: cluster.address })(['history']);
     assert.equal(plain.exitCode, 1);
     assert.match(oneLine(plain), /: the server only accepts TLS connections; set TEMPORAL_TLS=true/);
+    const systemCas = await clusterCli(without(cluster.env, 'TEMPORAL_TLS_SERVER_CA_CERT_PATH'))(['history']);
+    assert.equal(systemCas.exitCode, 1);
+    assert.match(
+      oneLine(systemCas),
+      /: the server's TLS certificate is not trusted \([A-Z_]+\); set TEMPORAL_TLS_SERVER_CA_CERT_PATH to its CA/,
+    );
+    // (By name: with an IP address and no TEMPORAL_TLS_SERVER_NAME, grpc-js adds a Node deprecation warning.)
+    const plainServer = `localhost:${new URL(releases.env().DEFENSECLAW_RELEASES_URL!).port}`;
+    const tlsToPlain = await clusterCli({ TEMPORAL_ADDRESS: plainServer, TEMPORAL_TLS: 'true' })(['history']);
+    assert.equal(tlsToPlain.exitCode, 1);
+    assert.match(oneLine(tlsToPlain), /: the server does not speak TLS; unset TEMPORAL_TLS/);
   });
 });
 
