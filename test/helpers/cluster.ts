@@ -13,7 +13,7 @@
  * openssl here), and every client (the SDK's Client and NativeConnection, the Temporal CLI) is set
  * up from the environment a user would set: TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_TLS_*.
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -372,8 +372,19 @@ export async function startCluster(opts: StartClusterOptions = {}): Promise<Clus
     }
     if (pgRunning) await stopPg('fast').catch(() => undefined);
     pgRunning = false;
+    process.off('exit', onExit);
     await fsp.rm(dir, { recursive: true, force: true });
   };
+  // A test process that dies without teardown must not leave a server and a database behind.
+  const onExit = () => {
+    if (server && server.exitCode === null && server.signalCode === null) server.kill('SIGKILL');
+    if (pgRunning) {
+      const [cmd, argv] = pgCommand(pgCtl, ['-D', pgData, '-m', 'immediate', 'stop']);
+      spawnSync(cmd, argv, { stdio: 'ignore', timeout: 10_000 });
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  process.on('exit', onExit);
 
   try {
     const tPg = Date.now();
