@@ -11,7 +11,7 @@ import type { HistoryRow } from '../client/commands/history.js';
 import { fleetResultOf } from '../client/commands/fleet.js';
 import { installRuntime } from '../worker/worker.js';
 import { fleetProgressQuery, type FleetProgress } from '../workflows/fleet-types.js';
-import { hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
+import { SEARCH_ATTRIBUTES, hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
 import { startCluster, type Cluster } from './helpers/cluster.js';
 import { assertHostOn, clusterCli, upgradeBackupsOf, waitFor, type CliRun } from './helpers/cluster-cli.js';
 import { FleetSim, startFleet, startFleetWorker } from './helpers/fleet-sim.js';
@@ -51,13 +51,7 @@ async function ids(query: string): Promise<string[]> {
 describe('on a Temporal cluster with PostgreSQL', { timeout: 300_000 }, () => {
   it('the cluster registered the search attributes on SQL visibility, as production would', async () => {
     const sa = await cluster.client.connection.operatorService.listSearchAttributes({ namespace: cluster.namespace });
-    for (const name of [
-      'DefenseClawHost',
-      'DefenseClawFromVersion',
-      'DefenseClawToVersion',
-      'DefenseClawOutcome',
-      'DefenseClawFleetId',
-    ]) {
+    for (const name of Object.values(SEARCH_ATTRIBUTES)) {
       assert.equal(sa.customAttributes?.[name], 2, `${name} is a Keyword attribute`); // INDEXED_VALUE_TYPE_KEYWORD
     }
     const info = await cluster.client.workflowService.getSystemInfo({});
