@@ -119,7 +119,7 @@ export async function ensureServerBinaries(
       (p) => `${TEMPORAL_SERVER_MODULE}/${p}@v${TEMPORAL_SERVER_VERSION}`,
     );
     log(
-      `building Temporal server ${TEMPORAL_SERVER_VERSION} into ${dir} (go install; about 4 minutes on 2 cores, once)`,
+      `building Temporal server ${TEMPORAL_SERVER_VERSION} into ${dir} (go install; about 6 minutes on 2 cores, once)`,
     );
     const child = spawn(go, ['install', '-trimpath', '-ldflags=-s -w', ...pkgs], {
       env: { ...env, GOBIN: path.join(tmp, 'bin'), CGO_ENABLED: '0', GOFLAGS: '-mod=mod' },
