@@ -12,6 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, type ConnectionOptions } from '@temporalio/client';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
+import { diagnoseTls } from '../worker/tls-diagnosis.js';
 
 export interface ConnectTemporalOptions {
   /** host:port; overrides TEMPORAL_ADDRESS / the profile. */
@@ -47,8 +48,9 @@ export class TemporalUnreachableError extends Error {
   constructor(
     readonly address: string,
     readonly reason: string,
+    fix = 'check TEMPORAL_ADDRESS',
   ) {
-    super(`cannot reach Temporal at ${address}: ${reason}; check TEMPORAL_ADDRESS`);
+    super(`cannot reach Temporal at ${address}: ${reason}; ${fix}`);
   }
 }
 
@@ -209,6 +211,9 @@ export async function connectTemporal(opts: ConnectTemporalOptions = {}): Promis
     await connection.ensureConnected();
   } catch (err) {
     await connection.close().catch(() => undefined);
+    // A refused TLS handshake looks like a timeout to gRPC: say which setting is missing.
+    const tlsProblem = usesProxy(env) ? undefined : await diagnoseTls(address, clean);
+    if (tlsProblem) throw new TemporalUnreachableError(address, tlsProblem.reason, tlsProblem.fix);
     throw new TemporalUnreachableError(address, reasonOf(err));
   }
   const client = new Client({ connection, namespace });

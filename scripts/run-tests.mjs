@@ -39,6 +39,19 @@ if (files.length === 0) {
   process.exit(2);
 }
 
+// The cluster tests (test/cluster-*.test.ts) need PostgreSQL and a Temporal server built from its
+// Go module: build it (once, into the project cache) before any test runs, so that no test's
+// timeout includes a four-minute build.
+if (files.some((f) => path.basename(f).startsWith('cluster-'))) {
+  const t0 = Date.now();
+  const c = spawnSync(process.execPath, ['dist/scripts/cluster.js', 'ensure'], { stdio: 'inherit' });
+  if (c.status !== 0) {
+    process.stderr.write('run-tests: the cluster tests cannot run (see above)\n');
+    process.exit(1);
+  }
+  process.stderr.write(`run-tests: cluster prerequisites ready in ${Math.round((Date.now() - t0) / 1000)} s\n`);
+}
+
 // The real DefenseClaw gateway's `start` SIGTERMs every process whose command line names
 // `defenseclaw-gateway`, simulated gateways included: real-*.test files run alone, after the others.
 const env = { ...process.env, PATH: `${path.dirname(uv)}${path.delimiter}${process.env.PATH ?? ''}` };

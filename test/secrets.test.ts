@@ -19,7 +19,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { describeHostConfig, loadHostConfig } from '../worker/host-config.js';
@@ -65,7 +64,7 @@ const MAIN_JS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..',
 
 let dir: string;
 let dbFile: string;
-let env: TestWorkflowEnvironment;
+let env: Harness['env'];
 let releases: ReleaseServer;
 let h: Harness;
 const extraServers: ReleaseServer[] = [];

@@ -9,7 +9,6 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { Client, Connection } from '@temporalio/client';
-import { execa } from 'execa';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode, NativeConnection } from '@temporalio/worker';
 import { connectTemporal, temporalConfigured, uiLink } from '../client/temporal.js';
@@ -416,30 +415,5 @@ describe('connectTemporal', () => {
     fs.mkdirSync(path.dirname(file), { recursive: true });
     fs.writeFileSync(file, '[profile.default]\naddress = "temporal.example:7233"\n');
     assert.equal(temporalConfigured({ HOME: home }), true);
-  });
-});
-
-describe('docker-compose.yml', () => {
-  const file = path.resolve(import.meta.dirname, '..', '..', 'docker-compose.yml');
-
-  test('registers every search attribute of SEARCH_ATTRIBUTES as Keyword', () => {
-    const text = fs.readFileSync(file, 'utf8');
-    const loop = /for name in ([A-Za-z ]+); do/.exec(text);
-    assert.ok(loop, 'the registration loop is there');
-    assert.deepEqual(loop[1]!.trim().split(/\s+/).sort(), Object.values(SEARCH_ATTRIBUTES).sort());
-    assert.match(text, /search-attribute create -n "\$\$NAMESPACE" --name "\$\$name" --type Keyword/);
-  });
-
-  test('passes `docker-compose config`', async () => {
-    const r = await execa('docker-compose', ['-f', file, '--profile', 'worker', 'config', '--quiet'], {
-      reject: false,
-      cwd: path.dirname(file),
-    });
-    assert.notEqual(
-      (r as { code?: string }).code,
-      'ENOENT',
-      'docker-compose is not installed: apt-get install docker-compose (.ci/run does)',
-    );
-    assert.equal(r.exitCode, 0, String(r.stderr));
   });
 });

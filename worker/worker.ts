@@ -19,6 +19,7 @@ import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
 import { installCrashGuard, trackActivities, type CrashGuardOptions } from './crash-guard.js';
 import { ensureSearchAttributes } from './dev-server.js';
 import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
+import { diagnoseTls } from './tls-diagnosis.js';
 import {
   LOG_LEVELS,
   Scrubber,
@@ -248,8 +249,12 @@ export async function connectWorker(
   } catch (err) {
     // A late success must not leak a connection.
     attempt.then((c) => c.close()).catch(() => undefined);
-    const reason = nativeReason(err instanceof Error ? err.message : String(err));
-    throw new Error(`cannot reach Temporal at ${options.address}: ${reason}; check TEMPORAL_ADDRESS`);
+    // A refused TLS handshake is only a "transport error" to core: say which setting is missing.
+    const tlsProblem = await diagnoseTls(options.address, options);
+    const reason = tlsProblem?.reason ?? nativeReason(err instanceof Error ? err.message : String(err));
+    throw new Error(
+      `cannot reach Temporal at ${options.address}: ${reason}; ${tlsProblem?.fix ?? 'check TEMPORAL_ADDRESS'}`,
+    );
   } finally {
     clearTimeout(timer);
   }

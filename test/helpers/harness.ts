@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
+import type { NativeConnection, Worker } from '@temporalio/worker';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../activities/index.js';
 import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
@@ -26,6 +26,17 @@ import { startTestEnvironment, temporalCliPath } from './temporal.js';
 const run = promisify(execFile);
 
 export type Activities = ReturnType<typeof createActivities>;
+
+/**
+ * The Temporal a harness runs on: a dev server (TestWorkflowEnvironment) or any cluster that
+ * offers the same (helpers/cluster.ts), with the environment the Temporal CLI needs to reach it.
+ */
+export type TemporalEnv = Pick<
+  TestWorkflowEnvironment,
+  'address' | 'namespace' | 'client' | 'nativeConnection' | 'teardown'
+> & {
+  cliEnv?: Record<string, string>;
+};
 
 export interface HostUnderTest<H extends HostFixture = SimHost> {
   name: string;
@@ -52,16 +63,22 @@ export class Harness {
   private count = 0;
 
   private constructor(
-    readonly env: TestWorkflowEnvironment,
+    readonly env: TemporalEnv,
     readonly releases: ReleaseServer,
   ) {}
 
-  /** A dev server (in memory, or on `dbFilename` to inspect the store) and a release server. */
+  /**
+   * A dev server (in memory, or on `dbFilename` to inspect the store) and a release server; or the
+   * given Temporal (`use`, torn down by close()) instead of the dev server.
+   */
   static async start(
     releaseOpts: StartReleaseServerOptions = {},
-    temporal: { dbFilename?: string } = {},
+    temporal: { dbFilename?: string; use?: TemporalEnv } = {},
   ): Promise<Harness> {
-    const [env, releases] = await Promise.all([startTestEnvironment(temporal), startReleaseServer(releaseOpts)]);
+    const [env, releases] = await Promise.all([
+      temporal.use ?? startTestEnvironment(temporal),
+      startReleaseServer(releaseOpts),
+    ]);
     return new Harness(env, releases);
   }
 
@@ -71,7 +88,12 @@ export class Harness {
 
   /** A simulated host with its own worker; `wrap` may replace activities (one fault at a time). */
   async host(
-    opts: SimHostOptions & { extraEnv?: Record<string, string>; wrap?: (a: Activities) => Partial<Activities> } = {},
+    opts: SimHostOptions & {
+      extraEnv?: Record<string, string>;
+      wrap?: (a: Activities) => Partial<Activities>;
+      /** The worker's own connection (default: the harness's). */
+      connection?: NativeConnection;
+    } = {},
   ): Promise<HostUnderTest> {
     return this.hostOf(await createSimHost(opts), opts);
   }
@@ -79,14 +101,18 @@ export class Harness {
   /** A worker for a host fixture built elsewhere (e.g. a real DefenseClaw host), configured from its environment. */
   async hostOf<H extends HostFixture>(
     sim: H,
-    opts: { extraEnv?: Record<string, string>; wrap?: (a: Activities) => Partial<Activities> } = {},
+    opts: {
+      extraEnv?: Record<string, string>;
+      wrap?: (a: Activities) => Partial<Activities>;
+      connection?: NativeConnection;
+    } = {},
   ): Promise<HostUnderTest<H>> {
     const name = `sim-${process.pid}-${++this.count}`;
     const config = loadHostConfig({ ...sim.env, ...this.releases.env(), DEFENSECLAW_HOST: name, ...opts.extraEnv });
     const base = createActivities(config);
     const activities = opts.wrap ? { ...base, ...opts.wrap(base) } : base;
     const worker = await createHostWorker({
-      connection: this.env.nativeConnection,
+      connection: opts.connection ?? this.env.nativeConnection,
       namespace: this.env.namespace ?? 'default',
       hostConfig: config,
       activities,
@@ -156,7 +182,7 @@ export class Harness {
       'json',
     ];
     if (runId) args.push('--run-id', runId);
-    const { stdout } = await run(cli, args, { maxBuffer: 64 * 1024 * 1024 });
+    const { stdout } = await run(cli, args, { maxBuffer: 64 * 1024 * 1024, env: this.cliEnv() });
     return stdout;
   }
 
@@ -175,8 +201,12 @@ export class Harness {
       '--output',
       'json',
     ];
-    const { stdout } = await run(cli, args, { maxBuffer: 16 * 1024 * 1024 });
+    const { stdout } = await run(cli, args, { maxBuffer: 16 * 1024 * 1024, env: this.cliEnv() });
     return stdout.trim() ? JSON.parse(stdout) : [];
+  }
+
+  private cliEnv(): NodeJS.ProcessEnv {
+    return { ...process.env, ...this.env.cliEnv };
   }
 
   async close(): Promise<void> {
