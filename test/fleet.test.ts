@@ -26,7 +26,14 @@ import {
 } from '../workflows/fleet-types.js';
 import { progressQuery } from '../workflows/definitions.js';
 import { HostNameSchema, hostWorkflowId, taskQueueForHost, type UpgradeInput } from '../workflows/types.js';
-import { FleetSim, spawnFleetWorker, startFleet, startFleetWorker, type FleetHostSpec } from './helpers/fleet-sim.js';
+import {
+  FleetSim,
+  killFleetWorkers,
+  spawnFleetWorker,
+  startFleet,
+  startFleetWorker,
+  type FleetHostSpec,
+} from './helpers/fleet-sim.js';
 import { startTestEnvironment } from './helpers/temporal.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 
@@ -183,6 +190,7 @@ before(async () => {
 });
 
 after(async () => {
+  killFleetWorkers();
   await fleetWorker?.stop();
   for (const s of sims) await s.close().catch(() => undefined);
   await releases?.close();

@@ -200,6 +200,14 @@ export interface FleetWorkerProcess {
 }
 
 /** `defenseclaw-upgrade fleet worker` as its own process, pointed at the given server. */
+/** Every fleet worker process spawned here and not yet exited: a cancelled test must not leave one behind. */
+const liveFleetWorkers = new Set<ChildProcess>();
+
+/** SIGKILLs every fleet worker process still running (for a test file's `after`). */
+export function killFleetWorkers(): void {
+  for (const child of liveFleetWorkers) child.kill('SIGKILL');
+}
+
 export function spawnFleetWorker(address: string, namespace: string, taskQueue = FLEET_TASK_QUEUE): FleetWorkerProcess {
   const env: NodeJS.ProcessEnv = { ...process.env, TEMPORAL_ADDRESS: address, TEMPORAL_NAMESPACE: namespace };
   delete env.TEMPORAL_PROFILE;
@@ -207,8 +215,14 @@ export function spawnFleetWorker(address: string, namespace: string, taskQueue =
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  liveFleetWorkers.add(child);
   let out = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      liveFleetWorkers.delete(child);
+      resolve();
+    }),
+  );
   const ready = new Promise<void>((resolve, reject) => {
     const onData = (b: Buffer) => {
       out += b.toString();
