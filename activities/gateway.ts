@@ -9,7 +9,13 @@ import type { HostConfig } from '../worker/host-config.js';
 import { run, which } from './exec.js';
 import { z } from 'zod';
 import { LIMITS, isVersion } from '../workflows/types.js';
-import { isGatewayProcess, isWatchdogProcess, readGatewayPid, readWatchdogPid } from './gateway-process.js';
+import {
+  isGatewayProcess,
+  isWatchdogProcess,
+  readGatewayPid,
+  readWatchdogPid,
+  type GatewayPidInfo,
+} from './gateway-process.js';
 import { readHealth } from './health.js';
 import { FailureType, activityContext, cancellationSignal, refuse, sleep, validated } from './support.js';
 
@@ -62,13 +68,20 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-/** How long after the stop we watch for anything (a watchdog, a service manager) bringing a gateway back. */
-const RESTART_GRACE_MS = 300;
+/** Refuses when the pid file names a live gateway after a proven stop: something restarted it. */
+export function assertNoGatewayCameBack(info: GatewayPidInfo | undefined): void {
+  if (info && isGatewayProcess(info)) {
+    throw refuse(
+      FailureType.StopNotProven,
+      `a gateway (pid ${info.pid}) came back after \`defenseclaw-gateway stop\`: something restarts it (a watchdog or a service manager); stop that first`,
+    );
+  }
+}
 
 /**
  * Activity: stops the gateway through its own `stop` (which stops its watchdog first) and proves
  * it: the pid file's process is gone, no watchdog is left to bring the old binary back, no gateway
- * came back within a grace period, and `status` exits non-zero. Answers the state `/health`
+ * came back, and `status` exits non-zero. Answers the state `/health`
  * reported just before the stop (an upgrade judges `reconnecting` against it). Safe to run again.
  */
 export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boolean; stateBefore: string }> {
@@ -96,16 +109,10 @@ export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boo
       throw refuse(FailureType.StopNotProven, `the gateway's watchdog (pid ${watchdog}) could not be stopped`);
     }
   }
-  // `status` (which probes /health) runs while we watch for a gateway coming back: the proof costs
-  // the window the longer of the two, not their sum.
-  const [, running] = await Promise.all([sleep(RESTART_GRACE_MS), statusRunning(config)]);
-  const after = await readGatewayPid(config.dataDir);
-  if (after && isGatewayProcess(after)) {
-    throw refuse(
-      FailureType.StopNotProven,
-      `a gateway (pid ${after.pid}) came back after \`defenseclaw-gateway stop\`: something restarts it (a watchdog or a service manager); stop that first`,
-    );
-  }
+  // A gateway that came back (a service manager, a watchdog) is caught here and again right before the
+  // swap (installGateway), so the proof adds no waiting to the downtime window.
+  const running = await statusRunning(config);
+  assertNoGatewayCameBack(await readGatewayPid(config.dataDir));
   if (running) {
     throw refuse(
       FailureType.StopNotProven,

@@ -17,7 +17,8 @@ import { stagedBinaryPath, stagingDir } from './artifacts.js';
 import { cliLinkPath, preservedVenvFor, venvPath } from './backup.js';
 import { run, which } from './exec.js';
 import { atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, sha256File } from './fsutil.js';
-import { gatewayBinary } from './gateway.js';
+import { assertNoGatewayCameBack, gatewayBinary } from './gateway.js';
+import { readGatewayPid } from './gateway-process.js';
 import { decodeProtected } from './protected-artifact.js';
 import { isProtectedName, isRefusalEnvelope, isReleaseAssetName } from './release-eras.js';
 import { assetNames } from './releases.js';
@@ -207,6 +208,8 @@ const InstallGatewayInput = z.object({ stagingId: STAGING_ID, sha256: z.string()
 /** Activity (downtime): the staged binary takes the live one's place with one atomic rename. */
 export async function installGateway(config: HostConfig, rawInput: unknown): Promise<void> {
   const input = validated(InstallGatewayInput, rawInput, 'installGateway');
+  // The stop was proven; nothing may have brought a gateway back since (the binary is about to change under it).
+  assertNoGatewayCameBack(await readGatewayPid(config.dataDir));
   const target = gatewayBinary(config);
   const staged = stagedBinaryPath(config, input.stagingId);
   const st = await lstatOrUndefined(staged);
