@@ -176,6 +176,38 @@ describe('protected era (0.8.4 – 0.8.10) and the 0.8.4 bridge', { concurrency:
     assert.ok((await host.sim.migrationState())?.applied.includes('0.8.5'));
   });
 
+  it('a hop that fails after its stop rolls back to the bridge; the host stays healthy on 0.8.4', async () => {
+    const host = await h.host({ version: '0.8.3', extraEnv: ALLOW_LOCAL_SIGNATURE });
+    // 0.8.5's required migration (the config hard cut) does not apply: the real runner swallows the error.
+    await host.sim.setFaults({ migrations: { '0.8.5': 'raise' } });
+    const r = await host.result(await host.upgrade());
+    await host.sim.setFaults({});
+    assert.equal(r.outcome, 'rolled-back', r.message);
+    assert.equal(r.failure?.step, 'migrate');
+    assert.match(r.message, /rolled back to 0\.8\.4.*The host stays on 0\.8\.4, which hop 1 of 2 installed/);
+    assert.equal(await host.sim.gatewayVersion(), '0.8.4');
+    assert.equal((await host.sim.health())?.provenance?.binary_version, '0.8.4');
+    assert.equal(await host.sim.venvPackageVersion(), '0.8.4');
+    assert.equal((await backups(host)).length, 2, 'one backup per hop');
+  });
+
+  it('a hop that fails before its stop ends `partial`: the host runs the bridge, healthy, and says so', async () => {
+    const host = await h.host({ version: '0.8.3', extraEnv: ALLOW_LOCAL_SIGNATURE });
+    await h.releases.setOptions({ corrupt: ['defenseclaw-0.8.5-2-py3-none-any.dcwheel'] });
+    let r: UpgradeResult;
+    try {
+      r = await host.result(await host.upgrade());
+    } finally {
+      await h.releases.setOptions({ corrupt: [] });
+    }
+    assert.equal(r.outcome, 'partial', r.message);
+    assert.equal(r.failure?.step, 'download');
+    assert.match(r.message, /stopped at hop 2 of 2 \(0\.8\.4 → 0\.8\.5\).*The host runs 0\.8\.4, healthy/);
+    assert.equal(await host.sim.gatewayVersion(), '0.8.4');
+    assert.equal((await host.sim.health())?.provenance?.binary_version, '0.8.4');
+    assert.equal((await backups(host)).length, 1, 'hop 2 never reached its backup');
+  });
+
   it('the plan shows both hops before anything changes', async () => {
     const host = await h.host({ version: '0.8.3', extraEnv: ALLOW_LOCAL_SIGNATURE });
     const handle = await host.upgrade({ options: { requireConfirmation: true } });
