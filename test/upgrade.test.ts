@@ -188,6 +188,26 @@ describe('upgradeHost', () => {
     );
   });
 
+  it('OpenClaw down (reconnecting before and after): auto accepts it, refuse rolls back, and `rollback` restores', async () => {
+    const host = await h.host({ faults: { openclaw: 'down' } });
+    assert.equal((await host.sim.health())?.gateway.state, 'reconnecting');
+    const before = await host.sim.snapshot();
+    const refused = await host.result(
+      await host.upgrade({ version: '0.3.1', options: { reconnecting: 'refuse', healthTimeoutSeconds: 3 } }),
+    );
+    assert.equal(refused.outcome, 'rolled-back', refused.message);
+    assert.match(refused.failure?.error ?? '', /last state: reconnecting.*--reconnecting accept/);
+    assert.deepEqual(await host.sim.snapshot(), before);
+    const up = await host.result(await host.upgrade({ version: '0.3.1' }));
+    assert.equal(up.outcome, 'upgraded', up.message);
+    assert.equal((await host.sim.health())?.provenance?.binary_version, '0.3.1');
+    const back = await host.result(await host.rollback());
+    assert.equal(back.outcome, 'restored', back.message);
+    const health = await host.sim.health();
+    assert.equal(health?.gateway.state, 'reconnecting');
+    assert.equal(health?.provenance?.binary_version, '0.3.0');
+  });
+
   it('health timeout: rolled back, with the backup folder named', async () => {
     const host = await h.host({ faults: { gateway: { '0.3.1': { health: 'starting' } } } });
     const before = await host.sim.snapshot();

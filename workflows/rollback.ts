@@ -62,11 +62,14 @@ export async function rollbackHost(rawInput: RollbackInput): Promise<UpgradeResu
     );
 
     const undo = new Saga();
+    // `reconnecting` (OpenClaw not connected) is as healthy as the host was before this rollback.
+    let acceptReconnecting = true;
     try {
       stopped = true;
-      await run.step('stop', 'stop gateway (proven stopped)', (o) =>
+      const stop = await run.step('stop', 'stop gateway (proven stopped)', (o) =>
         heartbeating.stopGateway.executeWithOptions(o, []),
       );
+      acceptReconnecting = stop.stateBefore !== 'running';
 
       undo.add('put the replaced gateway binary back', () =>
         compensating.restoreGateway.executeWithOptions({ summary: 'undo: restore defenseclaw-gateway' }, [
@@ -101,7 +104,7 @@ export async function rollbackHost(rawInput: RollbackInput): Promise<UpgradeResu
       );
       await run.step('health', `wait for /health running on ${target.fromVersion}`, (o) =>
         heartbeating.waitHealthy.executeWithOptions(o, [
-          { version: target.fromVersion, timeoutSeconds: input.healthTimeoutSeconds },
+          { version: target.fromVersion, timeoutSeconds: input.healthTimeoutSeconds, acceptReconnecting },
         ]),
       );
       return run.finish(
@@ -111,7 +114,9 @@ export async function rollbackHost(rawInput: RollbackInput): Promise<UpgradeResu
         ),
       );
     } catch (err) {
-      return run.finish(await recover(run, err, undo, 'rollback', input.healthTimeoutSeconds));
+      return run.finish(
+        await recover(run, err, undo, 'rollback', input.healthTimeoutSeconds, { acceptReconnecting }),
+      );
     }
   } catch (err) {
     if (stopped || isCancellation(err)) throw err;
