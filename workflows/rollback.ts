@@ -114,9 +114,7 @@ export async function rollbackHost(rawInput: RollbackInput): Promise<UpgradeResu
         ),
       );
     } catch (err) {
-      return run.finish(
-        await recover(run, err, undo, 'rollback', input.healthTimeoutSeconds, { acceptReconnecting }),
-      );
+      return run.finish(await recover(run, err, undo, 'rollback', input.healthTimeoutSeconds, { acceptReconnecting }));
     }
   } catch (err) {
     if (stopped || isCancellation(err)) throw err;
