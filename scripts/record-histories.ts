@@ -16,6 +16,7 @@ import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@tem
 import { confirmUpdate, progressQuery } from '../workflows/definitions.js';
 import type { UpgradeResult } from '../workflows/types.js';
 import { installRuntime } from '../worker/worker.js';
+import { DEFAULT_VERSIONS } from '../test/fixtures/releases/server.js';
 import { Harness, type HostUnderTest } from '../test/helpers/harness.js';
 
 /** dist/scripts/record-histories.js → <repo>/test/histories */
@@ -75,6 +76,17 @@ export const RECORDINGS: Recording[] = [
     },
   },
   {
+    file: 'upgrade-chain-upgraded.json',
+    workflowType: 'upgradeHost',
+    outcome: 'upgraded',
+    async run(h) {
+      // 0.8.3 → 0.8.5 through the 0.8.4 bridge: two hops in one run.
+      const host = await h.host({ version: '0.8.3', extraEnv: { DEFENSECLAW_ALLOW_NO_COSIGN: '1' } });
+      const handle = await host.upgrade({ version: '0.8.5' });
+      return { host, handle, result: await host.result(handle) };
+    },
+  },
+  {
     file: 'rollback-restored.json',
     workflowType: 'rollbackHost',
     outcome: 'restored',
@@ -103,7 +115,8 @@ function decodedPayloads(node: unknown, out: string[] = []): string[] {
 async function main(): Promise<void> {
   installRuntime({ level: 'WARN' });
   const only = process.argv.slice(2);
-  const h = await Harness.start();
+  // The default releases, and a protected-era chain (0.8.5 needs the 0.8.4 bridge).
+  const h = await Harness.start({ versions: [...DEFAULT_VERSIONS, '0.8.3', '0.8.4', '0.8.5'] });
   try {
     await fs.mkdir(HISTORIES_DIR, { recursive: true });
     for (const rec of RECORDINGS) {

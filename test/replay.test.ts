@@ -28,6 +28,7 @@ const EXPECTED = [
   { file: 'upgrade-upgraded.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionCompleted' },
   { file: 'upgrade-confirmed.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionCompleted' },
   { file: 'upgrade-rolled-back.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionFailed' },
+  { file: 'upgrade-chain-upgraded.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionCompleted' },
   { file: 'rollback-restored.json', workflowType: 'rollbackHost', closed: 'WorkflowExecutionCompleted' },
 ];
 
