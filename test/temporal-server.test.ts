@@ -235,6 +235,7 @@ describe('the embedded dev server', () => {
         },
       },
       workflowBundlePath: bundlePath,
+      workflows: true,
     });
     const running = worker.run();
     try {

@@ -5,7 +5,9 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
+import { AGENT_WORKFLOW_QUEUE } from '../workflows/types.js';
 import {
   agentPaths,
   ensurePrivateDir,
@@ -17,7 +19,14 @@ import {
 } from './agent.js';
 import { freePort, PortInUseError, preferPort, startDevServer, type DevServer } from './dev-server.js';
 import { loadHostConfig } from './host-config.js';
-import { createHostWorker, flushRuntimeLogs, guardWorkerProcess, installRuntime, runtimeLogger } from './worker.js';
+import {
+  createHostWorker,
+  createWorkflowWorker,
+  flushRuntimeLogs,
+  guardWorkerProcess,
+  installRuntime,
+  runtimeLogger,
+} from './worker.js';
 
 function parseArgs(argv: string[]): AgentLaunchConfig {
   const i = argv.indexOf('--config');
@@ -69,7 +78,7 @@ async function main(): Promise<void> {
 
   let server: DevServer | undefined;
   let connection: NativeConnection | undefined;
-  let worker: Worker | undefined;
+  let workers: Worker[] = [];
   let running: Promise<void> | undefined;
   let shuttingDown: Promise<void> | undefined;
 
@@ -77,11 +86,13 @@ async function main(): Promise<void> {
     (shuttingDown ??= (async () => {
       logger.info(`agent stopping: ${why}`);
       await save({ state: 'stopping' }).catch(() => undefined);
-      if (worker && running) {
-        try {
-          worker.shutdown();
-        } catch {
-          // already stopping
+      if (workers.length && running) {
+        for (const worker of workers) {
+          try {
+            worker.shutdown();
+          } catch {
+            // already stopping
+          }
         }
         await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
       }
@@ -132,8 +143,21 @@ async function main(): Promise<void> {
     });
 
     connection = await NativeConnection.connect({ address: server.address });
-    worker = await createHostWorker({ connection, namespace: launch.namespace, hostConfig });
-    running = worker.run();
+    // The workflows on the agent's queue; this host's activities, alone, on the host's queue. Runs
+    // started by an earlier release live on the host's queue: while one is open, the host worker
+    // runs workflows too, so that it finishes.
+    const legacy = await openRunsOnQueue(server.address, launch.namespace, hostConfig.taskQueue);
+    if (legacy) logger.info(`${legacy} run(s) started by an earlier release are open: serving their workflows too`);
+    workers = [
+      await createWorkflowWorker({
+        connection,
+        namespace: launch.namespace,
+        taskQueue: AGENT_WORKFLOW_QUEUE,
+        identity: `defenseclaw-upgrade-agent:${hostConfig.host}:${process.pid}`,
+      }),
+      await createHostWorker({ connection, namespace: launch.namespace, hostConfig, workflows: legacy > 0 }),
+    ];
+    running = Promise.all(workers.map((w) => w.run())).then(() => undefined);
     running.then(
       () => {
         if (!shuttingDown) void shutdown('the worker stopped', 'the worker stopped unexpectedly');
@@ -150,6 +174,21 @@ async function main(): Promise<void> {
     const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
     logger.error(`agent failed to start: ${msg}`);
     await shutdown('start failed', msg);
+  }
+}
+
+/** Open runs on a queue (runs started by a release whose workflows ran on the host's queue); 1 when unknown. */
+async function openRunsOnQueue(address: string, namespace: string, taskQueue: string): Promise<number> {
+  const connection = await Connection.connect({ address, connectTimeout: 5000 }).catch(() => undefined);
+  if (!connection) return 1;
+  try {
+    const client = new Client({ connection, namespace });
+    const { count } = await client.workflow.count(`TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'`);
+    return count;
+  } catch {
+    return 1;
+  } finally {
+    await connection.close().catch(() => undefined);
   }
 }
 
