@@ -76,6 +76,9 @@ export async function connectTarget(opts: TargetOptions, env: NodeJS.ProcessEnv 
       `the local agent (pid ${before.info.pid}) died${before.info.error ? `: ${before.info.error}` : ''}; restarting it\n`,
     );
   }
+  if (!before.running && before.info?.state === 'stopped' && before.info.asleep) {
+    process.stderr.write(`waking the local agent (asleep since ${before.info.stoppedAt ?? '?'})\n`);
+  }
   const agent = await ensureAgent({ env, hostOverrides: overrides });
   if (!agent.address || !agent.host || !agent.taskQueue)
     throw new Error(`the local agent is not ready: ${agent.error ?? agent.state}`);

@@ -9,6 +9,7 @@ import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { AGENT_WORKFLOW_QUEUE } from '../workflows/types.js';
 import {
+  agentIdleSeconds,
   agentPaths,
   ensurePrivateDir,
   writeAgentInfo,
@@ -82,7 +83,7 @@ async function main(): Promise<void> {
   let running: Promise<void> | undefined;
   let shuttingDown: Promise<void> | undefined;
 
-  const shutdown = (why: string, failed?: string) =>
+  const shutdown = (why: string, failed?: string, asleep = false) =>
     (shuttingDown ??= (async () => {
       logger.info(`agent stopping: ${why}`);
       await save({ state: 'stopping' }).catch(() => undefined);
@@ -102,7 +103,7 @@ async function main(): Promise<void> {
       await save(
         failed
           ? { state: 'failed', error: failed, stoppedAt: new Date().toISOString() }
-          : { state: 'stopped', stoppedAt: new Date().toISOString() },
+          : { state: 'stopped', stoppedAt: new Date().toISOString(), ...(asleep ? { asleep: true } : {}) },
       ).catch(() => undefined);
       logger.info('agent stopped');
       flushRuntimeLogs();
@@ -168,13 +169,67 @@ async function main(): Promise<void> {
         if (!shuttingDown) void shutdown('the worker failed', `worker failed: ${msg.split('\n')[0]}`);
       },
     );
-    await save({ state: 'ready', readyAt: new Date().toISOString() });
+    await save({ state: 'ready', readyAt: new Date().toISOString(), asleep: undefined });
+    const idleSeconds = agentIdleSeconds();
+    if (idleSeconds > 0) sleepWhenIdle(server.address, launch.namespace, idleSeconds, paths.wakeFile, shutdown);
     logger.info(`agent ready: host ${hostConfig.host}, queue ${hostConfig.taskQueue}, ${server.address}`);
   } catch (err) {
     const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
     logger.error(`agent failed to start: ${msg}`);
     await shutdown('start failed', msg);
   }
+}
+
+/**
+ * The agent exits (asleep: the next command wakes it) once, for `idleSeconds`, no workflow was
+ * open, no schedule existed and no command touched the wake file. An upgrade in flight, a fleet
+ * rollout, a run waiting for a confirmation keep it awake; everything is in the SQLite store.
+ */
+function sleepWhenIdle(
+  address: string,
+  namespace: string,
+  idleSeconds: number,
+  wakeFile: string,
+  shutdown: (why: string, failed?: string, asleep?: boolean) => Promise<void>,
+): void {
+  const logger = runtimeLogger();
+  let busyAt = Date.now();
+  let client: Client | undefined;
+  const everyMs = Math.min(10_000, Math.max(500, (idleSeconds * 1000) / 4));
+  const check = async () => {
+    try {
+      client ??= new Client({ connection: await Connection.connect({ address, connectTimeout: 5000 }), namespace });
+      const { count } = await client.workflow.count(`ExecutionStatus = 'Running'`);
+      let schedules = 0;
+      for await (const _ of client.schedule.list({ pageSize: 1 })) {
+        schedules += 1;
+        break;
+      }
+      if (count > 0 || schedules > 0) busyAt = Date.now();
+    } catch (err) {
+      // Cannot tell: stay awake.
+      busyAt = Date.now();
+      logger.debug(`idle check failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    }
+    let wokenAt = 0;
+    try {
+      wokenAt = fs.statSync(wakeFile).mtimeMs;
+    } catch {
+      // never touched
+    }
+    const idleFor = Date.now() - Math.max(busyAt, wokenAt);
+    if (idleFor >= idleSeconds * 1000) {
+      await client?.connection.close().catch(() => undefined);
+      await shutdown(
+        `idle for ${Math.round(idleFor / 1000)} s with no open run: sleeping until the next command`,
+        undefined,
+        true,
+      );
+      return;
+    }
+    setTimeout(() => void check(), everyMs).unref();
+  };
+  setTimeout(() => void check(), everyMs).unref();
 }
 
 /** Open runs on a queue (runs started by a release whose workflows ran on the host's queue); 1 when unknown. */
