@@ -134,23 +134,36 @@ export function buildProgram(): Command {
       .command('worker')
       .description("run this host's worker in the foreground for a remote cluster (TEMPORAL_ADDRESS, TLS / API key)")
       .option('--host <name>', 'this host name (default: the machine name)')
-      .option('--task-queue <queue>', 'override the task queue'),
+      .option('--task-queue <queue>', 'override the task queue')
+      .option(
+        '--with-workflows',
+        "also run workflows on this host's queue (runs started by a release before activity-only host workers)",
+      ),
   ).action(
-    action(async (flags: { host?: string; taskQueue?: string; releasesUrl?: string; repo?: string }) => {
-      await runWorkerForeground({
-        hostOverrides: {
-          host: flags.host,
-          taskQueue: flags.taskQueue,
-          releasesUrl: flags.releasesUrl,
-          repo: flags.repo,
-        },
-        onReady: (i) =>
-          process.stderr.write(
-            `worker for host ${i.host} polling ${i.taskQueue} on ${i.address} (namespace ${i.namespace})\n`,
-          ),
-      });
-      return 0;
-    }),
+    action(
+      async (flags: {
+        host?: string;
+        taskQueue?: string;
+        releasesUrl?: string;
+        repo?: string;
+        withWorkflows?: boolean;
+      }) => {
+        await runWorkerForeground({
+          workflows: Boolean(flags.withWorkflows),
+          hostOverrides: {
+            host: flags.host,
+            taskQueue: flags.taskQueue,
+            releasesUrl: flags.releasesUrl,
+            repo: flags.repo,
+          },
+          onReady: (i) =>
+            process.stderr.write(
+              `worker for host ${i.host} polling ${i.taskQueue} on ${i.address} (namespace ${i.namespace}), ${flags.withWorkflows ? 'activities and workflows' : 'activities only'}\n`,
+            ),
+        });
+        return 0;
+      },
+    ),
   );
   registerFleetCommands(program);
   return program;

@@ -7,7 +7,8 @@ import { agentPaths, agentStatus, ensureAgent, type AgentInfo } from '../worker/
 import fs from 'node:fs';
 import { CliFailure } from './errors.js';
 import { loadHostConfig, type HostConfigOverrides } from '../worker/host-config.js';
-import { taskQueueForHost } from '../workflows/types.js';
+import { FLEET_TASK_QUEUE } from '../workflows/fleet-types.js';
+import { AGENT_WORKFLOW_QUEUE, TaskQueueSchema, parseWith, taskQueueForHost } from '../workflows/types.js';
 import { connectTemporal, temporalConfigured, type TemporalConnection } from './temporal.js';
 
 export interface TargetOptions {
@@ -34,7 +35,13 @@ export interface LocalAgent {
 
 export interface Target extends TemporalConnection {
   host: string;
+  /** The host's own queue: its activity-only worker. */
   taskQueue: string;
+  /**
+   * Where the host's workflows run: the local agent's queue, or on a cluster the controller's
+   * (`defenseclaw-upgrade fleet worker`; DEFENSECLAW_WORKFLOW_QUEUE overrides it).
+   */
+  workflowQueue: string;
   /** True when the local agent serves this command. */
   local: boolean;
   agent?: LocalAgent;
@@ -53,7 +60,10 @@ export async function connectTarget(opts: TargetOptions, env: NodeJS.ProcessEnv 
     // A remote cluster: the host's own worker runs there, configured on that host.
     const host = opts.host ?? loadHostConfig(env).host;
     const conn = await connectTemporal({ env });
-    return { ...conn, host, taskQueue: opts.taskQueue ?? taskQueueForHost(host), local: false };
+    const workflowQueue = env.DEFENSECLAW_WORKFLOW_QUEUE
+      ? parseWith(TaskQueueSchema, env.DEFENSECLAW_WORKFLOW_QUEUE, 'DEFENSECLAW_WORKFLOW_QUEUE')
+      : FLEET_TASK_QUEUE;
+    return { ...conn, host, taskQueue: opts.taskQueue ?? taskQueueForHost(host), workflowQueue, local: false };
   }
   const dataDir = loadHostConfig(env, overrides).dataDir;
   const before = await agentStatus(dataDir);
@@ -65,6 +75,9 @@ export async function connectTarget(opts: TargetOptions, env: NodeJS.ProcessEnv 
     process.stderr.write(
       `the local agent (pid ${before.info.pid}) died${before.info.error ? `: ${before.info.error}` : ''}; restarting it\n`,
     );
+  }
+  if (!before.running && before.info?.state === 'stopped' && before.info.asleep) {
+    process.stderr.write(`waking the local agent (asleep since ${before.info.stoppedAt ?? '?'})\n`);
   }
   const agent = await ensureAgent({ env, hostOverrides: overrides });
   if (!agent.address || !agent.host || !agent.taskQueue)
@@ -81,6 +94,7 @@ export async function connectTarget(opts: TargetOptions, env: NodeJS.ProcessEnv 
     ...conn,
     host,
     taskQueue: opts.taskQueue ?? (host === agent.host ? agent.taskQueue : taskQueueForHost(host)),
+    workflowQueue: AGENT_WORKFLOW_QUEUE,
     local: true,
     agent: {
       dataDir,

@@ -1,6 +1,7 @@
 /**
  * npm run bench            single-host figures (below)
  * npm run bench -- fleet   the fleet benchmark (scripts/bench-fleet.ts)
+ * npm run bench -- idle    idle cost of a host worker and of the local agent, wake time (scripts/bench-idle.ts)
  *
  * Single host, measured in one run on this machine, each figure the median of RUNS runs:
  *  1. downtime ratio: gateway downtime during our upgrade (first /health poll that is not
@@ -249,6 +250,12 @@ async function main(): Promise<void> {
   if (process.argv[2] === 'fleet') {
     await import('./bench-fleet.js');
     return;
+  }
+  // What the upgrader costs an idle host (scripts/bench-idle.ts).
+  if (!process.argv[2] || process.argv[2] === 'idle') {
+    const idle = await import('./bench-idle.js');
+    process.stdout.write(`${[...(await idle.benchHostWorkers()), ...(await idle.benchAgent())].join('\n')}\n`);
+    if (process.argv[2] === 'idle') return;
   }
   if (process.argv[2] !== 'real') await single();
   // The real gateway SIGTERMs every process named defenseclaw-gateway: after the simulated runs.

@@ -7,6 +7,7 @@
  *   npm run demo              # upgrade, show history and the run, then clean up
  *   npm run demo -- --keep    # leave the agent, the host and the UI running to look around
  */
+import { projectCacheDir } from '../worker/temporal-cli.js';
 import { execa } from 'execa';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +30,9 @@ async function main(): Promise<void> {
     ...releases.env(),
     DEFENSECLAW_HOST: 'demo-host',
     TEMPORAL_CLI_PATH: process.env.TEMPORAL_CLI_PATH ?? '',
+    // The simulated host has a HOME of its own; the Temporal CLI (and uv) stay in the user's cache,
+    // downloaded once, not once per simulated home.
+    DEFENSECLAW_CACHE_DIR: projectCacheDir(process.env),
   };
   if (!env.TEMPORAL_CLI_PATH) delete env.TEMPORAL_CLI_PATH;
   for (const k of ['TEMPORAL_ADDRESS', 'TEMPORAL_PROFILE', 'GITHUB_TOKEN', 'GH_TOKEN']) delete env[k];

@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connectTemporal } from '../client/temporal.js';
+import { AGENT_WORKFLOW_QUEUE } from '../workflows/types.js';
 import { agentPaths, agentStatus, ensureAgent, isAlive, stopAgent, type AgentInfo } from '../worker/agent.js';
 import { DEFAULT_WORKFLOW_BUNDLE, DEFAULT_WORKFLOWS_PATH } from '../worker/worker.js';
 import { temporalCliPath } from './helpers/temporal.js';
@@ -83,20 +84,20 @@ describe('the local agent', { skip: built ? false : 'workflows are not built (np
     for (const f of [p.infoFile, p.logFile])
       assert.ok(!fs.readFileSync(f, 'utf8').includes(SECRET), `${f} has no token`);
 
-    // The worker polls this host's queue on the agent's server.
+    // The workflows poll the agent's queue; this host's queue has its activities only.
     const c = await connectTemporal({ address: first.address, useEnvConfig: false });
+    const pollers = async (name: string, taskQueueType: number) =>
+      (await c.client.workflowService.describeTaskQueue({ namespace: c.namespace, taskQueue: { name }, taskQueueType }))
+        .pollers?.length ?? 0;
     try {
       const deadline = Date.now() + 10_000;
       for (;;) {
-        const q = await c.client.workflowService.describeTaskQueue({
-          namespace: c.namespace,
-          taskQueue: { name: first.taskQueue },
-          taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
-        });
-        if ((q.pollers?.length ?? 0) > 0) break;
-        assert.ok(Date.now() < deadline, 'a worker polls the host queue');
+        // 1: TASK_QUEUE_TYPE_WORKFLOW, 2: TASK_QUEUE_TYPE_ACTIVITY
+        if ((await pollers(AGENT_WORKFLOW_QUEUE, 1)) > 0 && (await pollers(first.taskQueue!, 2)) > 0) break;
+        assert.ok(Date.now() < deadline, 'the workflow worker and the host worker poll');
         await new Promise((r) => setTimeout(r, 100));
       }
+      assert.equal(await pollers(first.taskQueue!, 1), 0, 'no workflow poller on the host queue');
     } finally {
       await c.close();
     }

@@ -38,11 +38,15 @@ after(async () => {
   await cluster?.teardown();
 });
 
-/** `defenseclaw-upgrade worker` for a host, as its systemd unit runs it; resolves once it polls (or exits). */
+/**
+ * `defenseclaw-upgrade worker` for a host, as its systemd unit runs it (or, with `args`, another
+ * worker such as the controller's `fleet worker`); resolves once it polls (or exits).
+ */
 function startWorker(
   env: Record<string, string>,
+  args: string[] = ['worker'],
 ): Promise<{ child: ChildProcess; output: () => string; exit: Promise<number | null> }> {
-  const child = spawn(process.execPath, [CLI, 'worker'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   children.push(child);
   let out = '';
   const exit = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -74,6 +78,9 @@ describe('mTLS cluster', { timeout: 300_000 }, () => {
     sims.push(sim);
     const name = `tls-${process.pid}`;
     const worker = await startWorker({ ...sim.env, ...releases.env(), DEFENSECLAW_HOST: name, ...cluster.env });
+    // The workflows run on the controller (the host's worker runs its activities only), over the same mTLS.
+    const controller = await startWorker({ PATH: sim.env.PATH!, HOME: sim.home, ...cluster.env }, ['fleet', 'worker']);
+    assert.match(controller.output(), /fleet worker polling/);
     assert.match(
       worker.output(),
       new RegExp(`worker for host ${name} polling defenseclaw-upgrade@${name} on ${cluster.address}`),

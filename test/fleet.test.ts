@@ -329,6 +329,24 @@ describe('fleetRollout', { concurrency: 3, timeout: 600_000 }, () => {
     const child = await env.client.workflow.getHandle(hostWorkflowId(sim.names[4]!)).describe();
     assert.equal(child.searchAttributes.DefenseClawFleetId?.[0], id);
     assert.equal(child.type, 'upgradeHost');
+    // Host workers run activities only: each child ran on the controller's queue, its activities
+    // on the host's own queue, where no workflow poller ever was.
+    assert.equal(child.taskQueue, FLEET_TASK_QUEUE);
+    const started = (await env.client.workflow.getHandle(hostWorkflowId(sim.names[4]!)).fetchHistory()).events ?? [];
+    const queues = new Set(
+      started.flatMap((e) =>
+        e.activityTaskScheduledEventAttributes ? [e.activityTaskScheduledEventAttributes.taskQueue?.name] : [],
+      ),
+    );
+    assert.deepEqual([...queues], [taskQueueForHost(sim.names[4]!)]);
+    for (const n of sim.names) {
+      const q = await env.client.workflowService.describeTaskQueue({
+        namespace: ns(),
+        taskQueue: { name: taskQueueForHost(n) },
+        taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+      });
+      assert.equal(q.pollers?.length ?? 0, 0, `no workflow poller on ${n}'s queue`);
+    }
     // Each run's history stays small (the last run's, by the history of the current run).
     assert.ok(r.historyLength < 400, `history length of the last run: ${r.historyLength}`);
 
@@ -564,9 +582,9 @@ describe('fleetRollout', { concurrency: 3, timeout: 600_000 }, () => {
       },
     };
     const other = await env.client.workflow.start('upgradeHost', {
-      taskQueue: taskQueueForHost(busy!),
+      taskQueue: FLEET_TASK_QUEUE,
       workflowId: hostWorkflowId(busy!),
-      args: [input],
+      args: [{ ...input, hostQueue: taskQueueForHost(busy!) }],
       workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
     });
     const r = await fleetResultOf(

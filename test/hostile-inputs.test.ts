@@ -94,10 +94,15 @@ async function startHostile(
   input: unknown,
 ): Promise<RunRecord> {
   const t0 = Date.now();
+  // As the CLI starts it: on the controller's queue, the activities (if any run) on the host's.
+  const routed =
+    input && typeof input === 'object' && !Array.isArray(input) && !('hostQueue' in input)
+      ? { ...input, hostQueue: u.config.taskQueue }
+      : input;
   const handle = await h.client.workflow.start(workflowType, {
-    taskQueue: u.config.taskQueue,
+    taskQueue: h.workflowQueue,
     workflowId: `hostile-${++count}-${randomUUID()}`,
-    args: [input],
+    args: [routed],
     // A run that loops on retries would hit this instead of failing on its own.
     workflowExecutionTimeout: '60s',
   });
@@ -262,6 +267,11 @@ const UPGRADE_CASES: Array<{ name: string; input: (host: string) => unknown; ref
   { name: 'a host name with a path', input: () => ({ host: '../../etc' }), refused: /invalid host "\.\.\/\.\.\/etc"/ },
   { name: 'no host at all', input: () => ({ version: '0.4.0' }), refused: /invalid host/ },
   { name: 'a fleet id with a path', input: (n) => ({ host: n, fleetId: '../../x' }), refused: /invalid fleetId/ },
+  {
+    name: 'a host queue that is a URL',
+    input: (n) => ({ host: n, hostQueue: 'http://evil.example/q' }),
+    refused: /invalid hostQueue/,
+  },
   {
     name: 'a version that is an object whose toString is not a function',
     input: (n) => ({ host: n, version: [{ toString: 0 }] }),

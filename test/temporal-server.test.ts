@@ -234,6 +234,7 @@ describe('the embedded dev server', () => {
         },
       },
       workflowBundlePath: bundlePath,
+      workflows: true,
     });
     const running = worker.run();
     try {

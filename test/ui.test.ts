@@ -16,7 +16,8 @@ import { NativeConnection } from '@temporalio/worker';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 import { startDevServer, type DevServer } from '../worker/dev-server.js';
 import { loadHostConfig } from '../worker/host-config.js';
-import { createHostWorker, installRuntime } from '../worker/worker.js';
+import { createHostWorker, createWorkflowWorker, installRuntime } from '../worker/worker.js';
+import { FLEET_TASK_QUEUE } from '../workflows/fleet-types.js';
 import { hostWorkflowId } from '../workflows/types.js';
 import { hostPlatform, tarballName } from './fixtures/host/build.js';
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';
@@ -84,9 +85,16 @@ describe('Temporal UI', { timeout: 300_000 }, () => {
         hostConfig: config,
         shutdownGraceTime: '1s',
       });
-      const running = worker.run();
+      // The controller's workflow worker: where the CLI starts a run on a cluster.
+      const controller = await createWorkflowWorker({
+        connection,
+        namespace: server.namespace,
+        taskQueue: FLEET_TASK_QUEUE,
+        shutdownGraceTime: '1s',
+      });
+      const running = Promise.all([worker.run(), controller.run()]);
       stopWorker = async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
+        for (const w of [worker, controller]) if (w.getState() === 'RUNNING') w.shutdown();
         await running.catch(() => undefined);
       };
 

@@ -5,8 +5,11 @@
  */
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
+import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
+import { AGENT_WORKFLOW_QUEUE } from '../workflows/types.js';
 import {
+  agentIdleSeconds,
   agentPaths,
   ensurePrivateDir,
   writeAgentInfo,
@@ -17,7 +20,14 @@ import {
 } from './agent.js';
 import { freePort, PortInUseError, preferPort, startDevServer, type DevServer } from './dev-server.js';
 import { loadHostConfig } from './host-config.js';
-import { createHostWorker, flushRuntimeLogs, guardWorkerProcess, installRuntime, runtimeLogger } from './worker.js';
+import {
+  createHostWorker,
+  createWorkflowWorker,
+  flushRuntimeLogs,
+  guardWorkerProcess,
+  installRuntime,
+  runtimeLogger,
+} from './worker.js';
 
 function parseArgs(argv: string[]): AgentLaunchConfig {
   const i = argv.indexOf('--config');
@@ -69,19 +79,21 @@ async function main(): Promise<void> {
 
   let server: DevServer | undefined;
   let connection: NativeConnection | undefined;
-  let worker: Worker | undefined;
+  let workers: Worker[] = [];
   let running: Promise<void> | undefined;
   let shuttingDown: Promise<void> | undefined;
 
-  const shutdown = (why: string, failed?: string) =>
+  const shutdown = (why: string, failed?: string, asleep = false) =>
     (shuttingDown ??= (async () => {
       logger.info(`agent stopping: ${why}`);
       await save({ state: 'stopping' }).catch(() => undefined);
-      if (worker && running) {
-        try {
-          worker.shutdown();
-        } catch {
-          // already stopping
+      if (workers.length && running) {
+        for (const worker of workers) {
+          try {
+            worker.shutdown();
+          } catch {
+            // already stopping
+          }
         }
         await Promise.race([running.catch(() => undefined), new Promise((r) => setTimeout(r, 15_000))]);
       }
@@ -91,7 +103,7 @@ async function main(): Promise<void> {
       await save(
         failed
           ? { state: 'failed', error: failed, stoppedAt: new Date().toISOString() }
-          : { state: 'stopped', stoppedAt: new Date().toISOString() },
+          : { state: 'stopped', stoppedAt: new Date().toISOString(), ...(asleep ? { asleep: true } : {}) },
       ).catch(() => undefined);
       logger.info('agent stopped');
       flushRuntimeLogs();
@@ -132,8 +144,21 @@ async function main(): Promise<void> {
     });
 
     connection = await NativeConnection.connect({ address: server.address });
-    worker = await createHostWorker({ connection, namespace: launch.namespace, hostConfig });
-    running = worker.run();
+    // The workflows on the agent's queue; this host's activities, alone, on the host's queue. Runs
+    // started by an earlier release live on the host's queue: while one is open, the host worker
+    // runs workflows too, so that it finishes.
+    const legacy = await openRunsOnQueue(server.address, launch.namespace, hostConfig.taskQueue);
+    if (legacy) logger.info(`${legacy} run(s) started by an earlier release are open: serving their workflows too`);
+    workers = [
+      await createWorkflowWorker({
+        connection,
+        namespace: launch.namespace,
+        taskQueue: AGENT_WORKFLOW_QUEUE,
+        identity: `defenseclaw-upgrade-agent:${hostConfig.host}:${process.pid}`,
+      }),
+      await createHostWorker({ connection, namespace: launch.namespace, hostConfig, workflows: legacy > 0 }),
+    ];
+    running = Promise.all(workers.map((w) => w.run())).then(() => undefined);
     running.then(
       () => {
         if (!shuttingDown) void shutdown('the worker stopped', 'the worker stopped unexpectedly');
@@ -144,12 +169,81 @@ async function main(): Promise<void> {
         if (!shuttingDown) void shutdown('the worker failed', `worker failed: ${msg.split('\n')[0]}`);
       },
     );
-    await save({ state: 'ready', readyAt: new Date().toISOString() });
+    await save({ state: 'ready', readyAt: new Date().toISOString(), asleep: undefined });
+    const idleSeconds = agentIdleSeconds();
+    if (idleSeconds > 0) sleepWhenIdle(server.address, launch.namespace, idleSeconds, paths.wakeFile, shutdown);
     logger.info(`agent ready: host ${hostConfig.host}, queue ${hostConfig.taskQueue}, ${server.address}`);
   } catch (err) {
     const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
     logger.error(`agent failed to start: ${msg}`);
     await shutdown('start failed', msg);
+  }
+}
+
+/**
+ * The agent exits (asleep: the next command wakes it) once, for `idleSeconds`, no workflow was
+ * open, no schedule existed and no command touched the wake file. An upgrade in flight, a fleet
+ * rollout, a run waiting for a confirmation keep it awake; everything is in the SQLite store.
+ */
+function sleepWhenIdle(
+  address: string,
+  namespace: string,
+  idleSeconds: number,
+  wakeFile: string,
+  shutdown: (why: string, failed?: string, asleep?: boolean) => Promise<void>,
+): void {
+  const logger = runtimeLogger();
+  let busyAt = Date.now();
+  let client: Client | undefined;
+  const everyMs = Math.min(10_000, Math.max(500, (idleSeconds * 1000) / 4));
+  const check = async () => {
+    try {
+      client ??= new Client({ connection: await Connection.connect({ address, connectTimeout: 5000 }), namespace });
+      const { count } = await client.workflow.count(`ExecutionStatus = 'Running'`);
+      let schedules = 0;
+      for await (const _ of client.schedule.list({ pageSize: 1 })) {
+        schedules += 1;
+        break;
+      }
+      if (count > 0 || schedules > 0) busyAt = Date.now();
+    } catch (err) {
+      // Cannot tell: stay awake.
+      busyAt = Date.now();
+      logger.debug(`idle check failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`);
+    }
+    let wokenAt = 0;
+    try {
+      wokenAt = fs.statSync(wakeFile).mtimeMs;
+    } catch {
+      // never touched
+    }
+    const idleFor = Date.now() - Math.max(busyAt, wokenAt);
+    if (idleFor >= idleSeconds * 1000) {
+      await client?.connection.close().catch(() => undefined);
+      await shutdown(
+        `idle for ${Math.round(idleFor / 1000)} s with no open run: sleeping until the next command`,
+        undefined,
+        true,
+      );
+      return;
+    }
+    setTimeout(() => void check(), everyMs).unref();
+  };
+  setTimeout(() => void check(), everyMs).unref();
+}
+
+/** Open runs on a queue (runs started by a release whose workflows ran on the host's queue); 1 when unknown. */
+async function openRunsOnQueue(address: string, namespace: string, taskQueue: string): Promise<number> {
+  const connection = await Connection.connect({ address, connectTimeout: 5000 }).catch(() => undefined);
+  if (!connection) return 1;
+  try {
+    const client = new Client({ connection, namespace });
+    const { count } = await client.workflow.count(`TaskQueue = '${taskQueue}' AND ExecutionStatus = 'Running'`);
+    return count;
+  } catch {
+    return 1;
+  } finally {
+    await connection.close().catch(() => undefined);
   }
 }
 

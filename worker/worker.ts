@@ -49,6 +49,13 @@ export interface HostWorkerOptions {
   workflowsPath?: string;
   /** How long in-flight activities get on shutdown (default 10 s). */
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+  /**
+   * Also run the workflows on the host's own queue, as every release before issue 13 did: for runs
+   * started by such a release (they stay on that queue until they end), and for tests of that path.
+   * Default false: the host worker registers only its activities, loads no workflow bundle and
+   * never replays a history; the workflows run on the agent's or the controller's queue.
+   */
+  workflows?: boolean;
 }
 
 function mtime(p: string): number | undefined {
@@ -103,13 +110,17 @@ export function flushRuntimeLogs(): void {
 /** Creates this host's worker; call run() on it (or use runWorkerForeground). */
 export async function createHostWorker(opts: HostWorkerOptions): Promise<Worker> {
   const { hostConfig } = opts;
-  const code = resolveWorkflowCode(opts);
+  const code = opts.workflows ? resolveWorkflowCode(opts) : undefined;
   const activities = opts.activities ?? createActivities(hostConfig);
   const logger = runtimeLogger();
   logger.info('defenseclaw-upgrade worker starting', {
     ...describeHostConfig(hostConfig),
     namespace: opts.namespace,
-    workflows: 'workflowBundle' in code ? code.workflowBundle.codePath : code.workflowsPath,
+    workflows: !code
+      ? 'none (activities only)'
+      : 'workflowBundle' in code
+        ? code.workflowBundle.codePath
+        : code.workflowsPath,
     logFile: runtimeLogFile(),
   });
   return Worker.create({
@@ -118,14 +129,60 @@ export async function createHostWorker(opts: HostWorkerOptions): Promise<Worker>
     taskQueue: hostConfig.taskQueue,
     identity: `defenseclaw-upgrade:${hostConfig.host}:${process.pid}`,
     activities,
-    ...code,
+    ...(code ?? {}),
+    ...(code ? WORKFLOW_WORKER_TUNING : ACTIVITY_WORKER_TUNING),
     shutdownGraceTime: opts.shutdownGraceTime ?? '10s',
-    // A workflow task waits this long for this (sticky) worker before any worker may take it. The
-    // default 10 s stalls a run for 10 s more after its worker was killed (even inside the downtime
-    // window); a live worker answers its sticky queue in milliseconds.
-    stickyQueueScheduleToStartTimeout: '2s',
     // What was running, for the crash report of guardWorkerProcess.
     interceptors: { activity: [trackActivities] },
+  });
+}
+
+/**
+ * A workflow task waits this long for its (sticky) worker before any worker may take it. The
+ * default 10 s stalls a run for 10 s more after its worker was killed (even inside the downtime
+ * window); a live worker answers its sticky queue in milliseconds.
+ */
+const WORKFLOW_WORKER_TUNING = { stickyQueueScheduleToStartTimeout: '2s' } satisfies Partial<WorkerOptions>;
+
+/**
+ * A host runs one upgrade at a time: a few activity slots and one poller are plenty, and keep an
+ * idle worker from holding more long polls (and memory) than it will ever use.
+ */
+const ACTIVITY_WORKER_TUNING = {
+  maxConcurrentActivityTaskExecutions: 8,
+  activityTaskPollerBehavior: { type: 'simple-maximum', maximum: 1 },
+} satisfies Partial<WorkerOptions>;
+
+export interface WorkflowWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  /** The agent's (AGENT_WORKFLOW_QUEUE) or the controller's queue. */
+  taskQueue: string;
+  identity?: string;
+  workflowBundlePath?: string;
+  workflowsPath?: string;
+  shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+}
+
+/**
+ * The worker that runs the workflows (upgrade, rollback, backups, fleet) and no activity: the
+ * local agent's, or a fleet controller's. Every activity goes to its host's own queue.
+ */
+export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise<Worker> {
+  const code = resolveWorkflowCode(opts);
+  runtimeLogger().info('defenseclaw-upgrade workflow worker starting', {
+    taskQueue: opts.taskQueue,
+    namespace: opts.namespace,
+    workflows: 'workflowBundle' in code ? code.workflowBundle.codePath : code.workflowsPath,
+  });
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue,
+    identity: opts.identity ?? `defenseclaw-upgrade-workflows:${process.pid}`,
+    ...code,
+    ...WORKFLOW_WORKER_TUNING,
+    shutdownGraceTime: opts.shutdownGraceTime ?? '5s',
   });
 }
 
@@ -277,6 +334,8 @@ export interface ForegroundWorkerOptions {
   /** For tests: activities instead of createActivities(hostConfig). */
   activities?: object;
   workflowBundlePath?: string;
+  /** Also run workflows on the host's queue (`worker --with-workflows`): see HostWorkerOptions.workflows. */
+  workflows?: boolean;
   /** Called once the worker polls (for the CLI's "worker for host X on queue Y" line). */
   onReady?: (info: { host: string; taskQueue: string; address: string; namespace: string }) => void;
 }
@@ -325,6 +384,7 @@ export async function runWorkerForeground(opts: ForegroundWorkerOptions = {}): P
       hostConfig,
       activities: opts.activities,
       workflowBundlePath: opts.workflowBundlePath,
+      workflows: opts.workflows,
     });
   } catch (err) {
     await connection.close().catch(() => undefined);

@@ -1,9 +1,46 @@
 /**
  * The activities as workflows call them, grouped by how they behave when things go wrong.
  * Timeouts and retries are set here, per kind of work, once.
+ *
+ * Where they run: a workflow that runs on the controller's (or the local agent's) task queue
+ * routes every activity to its host's own queue with routeActivitiesTo(hostQueue), once, before
+ * its first activity. A run without a host queue in its input (every run recorded before host
+ * workers became activity-only) schedules them on the workflow's own queue, as it always did.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, type ActivityInterfaceFor, type ActivityOptions } from '@temporalio/workflow';
 import type { Activities } from '../activities/index.js';
+
+/**
+ * The host queue of the running workflow. Module state is per workflow execution: the SDK gives
+ * each workflow its own module cache (also with reuseV8Context).
+ */
+let hostQueue: string | undefined;
+
+/** Sends every activity of this workflow to the host's task queue (undefined: the workflow's own). */
+export function routeActivitiesTo(queue: string | undefined): void {
+  hostQueue = queue;
+}
+
+/** The task queue activities go to, when routed. */
+export function routedQueue(): string | undefined {
+  return hostQueue;
+}
+
+/** proxyActivities whose task queue is read at each call: the host's queue once routed. */
+function routed(options: ActivityOptions): ActivityInterfaceFor<Activities> {
+  const direct = proxyActivities<Activities>(options);
+  let cached: { queue: string; proxy: ActivityInterfaceFor<Activities> } | undefined;
+  return new Proxy(direct, {
+    get(_target, name) {
+      if (typeof name !== 'string') return Reflect.get(direct, name);
+      if (!hostQueue) return direct[name as keyof Activities];
+      if (cached?.queue !== hostQueue) {
+        cached = { queue: hostQueue, proxy: proxyActivities<Activities>({ ...options, taskQueue: hostQueue }) };
+      }
+      return cached.proxy[name as keyof Activities];
+    },
+  });
+}
 
 /**
  * Every activity heartbeats (activities/index.ts), so every kind below has a heartbeat timeout of
@@ -12,14 +49,14 @@ import type { Activities } from '../activities/index.js';
 const heartbeatTimeout = '5s';
 
 /** Quick local steps (a rename, reading a version): short timeout, a few retries. */
-export const quick = proxyActivities<Activities>({
+export const quick = routed({
   startToCloseTimeout: '2m',
   heartbeatTimeout,
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
 });
 
 /** Calls to the release API: retried on network errors; refusals (404, rate limit) are not. */
-export const network = proxyActivities<Activities>({
+export const network = routed({
   startToCloseTimeout: '3m',
   heartbeatTimeout,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 5 },
@@ -29,14 +66,14 @@ export const network = proxyActivities<Activities>({
  * Steps that heartbeat while they work (downloads, commands, polling): a killed worker is
  * noticed within seconds and the next attempt resumes from the last heartbeat.
  */
-export const heartbeating = proxyActivities<Activities>({
+export const heartbeating = routed({
   startToCloseTimeout: '30m',
   heartbeatTimeout,
   retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 6 },
 });
 
 /** Undo steps: idempotent, so they may be retried more; they must not give up easily. */
-export const compensating = proxyActivities<Activities>({
+export const compensating = routed({
   startToCloseTimeout: '10m',
   heartbeatTimeout,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 8 },

@@ -28,6 +28,7 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -77,6 +78,8 @@ import {
 
 /** Stop starting children in a run past this many events (Temporal warns at 10k). */
 const HISTORY_SOFT_LIMIT = 7000;
+/** patched() id: children run on the controller's queue, their activities on each host's (issue 13). */
+const CHILDREN_ON_CONTROLLER = 'children-on-controller-queue';
 
 export async function fleetRollout(rawInput: FleetInput): Promise<FleetResult> {
   return new Fleet(validateInput(FleetInputSchema, rawInput)).run();
@@ -253,12 +256,13 @@ class Fleet {
     try {
       const child = await startChild<typeof rollbackHost>(WORKFLOW_ROLLBACK, {
         workflowId: hostWorkflowId(rec.host),
-        taskQueue: this.queueOf(rec.host),
+        taskQueue: this.childPlacement(rec.host).taskQueue,
         args: [
           {
             host: rec.host,
             healthTimeoutSeconds: this.input.healthTimeoutSeconds,
             requestedBy: this.input.requestedBy,
+            ...this.childPlacement(rec.host).input,
           },
         ],
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
@@ -350,9 +354,10 @@ class Fleet {
     try {
       child = await startChild<typeof upgradeHost>(WORKFLOW_UPGRADE, {
         workflowId: hostWorkflowId(host),
-        taskQueue: queue,
+        taskQueue: this.childPlacement(host).taskQueue,
         args: [
           {
+            ...this.childPlacement(host).input,
             host,
             version,
             options: {
@@ -619,6 +624,18 @@ class Fleet {
 
   private queueOf(host: string): string {
     return this.input.taskQueue ?? taskQueueForHost(host);
+  }
+
+  /**
+   * Where a host's child run goes. Host workers run activities only (issue 13): the child runs
+   * here, on the controller's queue, and sends its activities to the host's queue. A fleet recorded
+   * before that started its children on each host's queue, and replays so.
+   */
+  private childPlacement(host: string): { taskQueue: string; input: { hostQueue?: string } } {
+    if (patched(CHILDREN_ON_CONTROLLER)) {
+      return { taskQueue: workflowInfo().taskQueue, input: { hostQueue: this.queueOf(host) } };
+    }
+    return { taskQueue: this.queueOf(host), input: {} };
   }
 }
 

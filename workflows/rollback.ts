@@ -5,7 +5,7 @@
  * from the backup it made, and fails closed when even that does not come back healthy.
  */
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import { compensating, heartbeating, quick } from './activities.js';
+import { compensating, heartbeating, quick, routeActivitiesTo } from './activities.js';
 import { timestampId } from './clock.js';
 import { recover } from './recover.js';
 import { HostRun, failureText, validateInput } from './run.js';
@@ -15,6 +15,7 @@ import { RollbackInputSchema, type RollbackInput, type UpgradeResult } from './t
 export async function rollbackHost(rawInput: RollbackInput): Promise<UpgradeResult> {
   const input = validateInput(RollbackInputSchema, rawInput);
   const { host } = input;
+  routeActivitiesTo(input.hostQueue);
   const run = new HostRun('rollback', host);
   let stopped = false;
   try {

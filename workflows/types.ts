@@ -8,6 +8,11 @@ import { z } from 'zod';
 
 /** Prefix of a host's task queue: `defenseclaw-upgrade@<host>`. */
 export const TASK_QUEUE_PREFIX = 'defenseclaw-upgrade@';
+/**
+ * Where the local agent runs the workflows (upgrade, rollback, backups): the host's own queue
+ * carries only its activities. A fleet's controller runs them on the fleet queue.
+ */
+export const AGENT_WORKFLOW_QUEUE = 'defenseclaw-upgrade-workflows';
 
 /** Workflow types, as registered by the worker. */
 export const WORKFLOW_UPGRADE = 'upgradeHost';
@@ -64,6 +69,8 @@ export const BackupIdSchema = z
   .regex(/^(?:upgrade|rollback)-[0-9]{8}T[0-9]{6,9}Z$/, 'expected a folder name like upgrade-20261124T101500Z');
 
 export const IdSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@:-]{0,127}$/, 'a short identifier');
+/** A task queue name (the host's own, where its activity-only worker polls). */
+export const TaskQueueSchema = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9@._:-]{0,199}$/, 'a task queue name');
 
 export const ON_FAILURE = ['rollback', 'restart', 'stop'] as const;
 export type OnFailure = (typeof ON_FAILURE)[number];
@@ -111,6 +118,11 @@ export const UpgradeInputSchema = z
     fleetId: IdSchema.optional(),
     /** Who asked, for the audit trail (a user name, never a credential). */
     requestedBy: IdSchema.optional(),
+    /**
+     * The host's task queue, where its activities run when the workflow runs elsewhere (the agent's
+     * or the controller's queue). Absent: the workflow's own queue (runs recorded before issue 13).
+     */
+    hostQueue: TaskQueueSchema.optional(),
   })
   .strict();
 export type UpgradeInput = z.input<typeof UpgradeInputSchema>;
@@ -125,6 +137,8 @@ export const RollbackInputSchema = z
     requireConfirmation: z.boolean().default(false),
     confirmTimeoutSeconds: seconds(LIMITS.confirmTimeoutSeconds),
     requestedBy: IdSchema.optional(),
+    /** As in UpgradeInputSchema. */
+    hostQueue: TaskQueueSchema.optional(),
   })
   .strict();
 export type RollbackInput = z.input<typeof RollbackInputSchema>;

@@ -15,7 +15,7 @@
  */
 import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
 import type { ResolvedRelease } from '../activities/releases.js';
-import { network, quick } from './activities.js';
+import { network, quick, routeActivitiesTo } from './activities.js';
 import { upgradeHop, type Hop, type HopState } from './hop.js';
 import { discardVenv as discard } from './recover.js';
 import { routeTo } from './release-layout.js';
@@ -25,6 +25,7 @@ import { UpgradeInputSchema, compareVersions, type UpgradeInput, type UpgradeRes
 export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult> {
   const input = validateInput(UpgradeInputSchema, rawInput);
   const { host } = input;
+  routeActivitiesTo(input.hostQueue);
   const run = new HostRun('upgrade', host, input.fleetId);
   const state: HopState = { stagingIds: [], stopped: false };
   let route: Hop[] = [];

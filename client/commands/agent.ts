@@ -53,6 +53,10 @@ export async function agentStatusCommand(flags: { json?: boolean }): Promise<num
     process.stdout.write(
       `${color.red('died')} pid ${s.info.pid}${s.info.error ? `: ${s.info.error}` : ''}; the next command restarts it\n`,
     );
+  } else if (!s.alive && s.info?.asleep) {
+    process.stdout.write(
+      `${color.yellow('asleep')} since ${s.info.stoppedAt ?? '?'} (idle, no open run); the next command wakes it\n`,
+    );
   } else {
     process.stdout.write(`${color.yellow('not running')}${s.alive ? ' (process alive but not answering)' : ''}\n`);
   }

@@ -10,9 +10,9 @@ export async function backupsCommand(flags: CommonFlags): Promise<number> {
   const target = await connectTarget(flags);
   try {
     const list = (await target.client.workflow.execute<typeof hostBackups>('hostBackups', {
-      taskQueue: target.taskQueue,
+      taskQueue: target.workflowQueue,
       workflowId: `defenseclaw-backups-${target.host}-${Date.now()}`,
-      args: [{ host: target.host }],
+      args: [{ host: target.host, hostQueue: target.taskQueue }],
       workflowExecutionTimeout: '2m',
     })) as BackupSummary[];
     if (flags.json) {

@@ -160,9 +160,10 @@ export async function startOrAttach(
     return target.client.workflow.getHandle(workflowId, running.runId);
   }
   return target.client.workflow.start(kind, {
-    taskQueue: target.taskQueue,
+    // The workflow runs on the agent's or controller's queue; its activities on the host's own.
+    taskQueue: target.workflowQueue,
     workflowId,
-    args: start.args,
+    args: [{ ...(start.args[0] as object), hostQueue: target.taskQueue }],
     workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
     workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
     staticSummary: start.staticSummary,

@@ -1,7 +1,9 @@
 /**
  * Integration harness: a real Temporal dev server (shared per test file), the GitHub-like
  * release server, simulated DefenseClaw hosts, and each host's real worker on its own task
- * queue, configured exactly as a user would configure one (environment variables).
+ * queue, configured exactly as a user would configure one (environment variables). As in a
+ * cluster, host workers run activities only; the workflows run on one controller worker on the
+ * fleet queue (where the CLI starts them when TEMPORAL_ADDRESS is set).
  */
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -10,7 +12,8 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../activities/index.js';
 import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
-import { createHostWorker } from '../../worker/worker.js';
+import { createHostWorker, createWorkflowWorker } from '../../worker/worker.js';
+import { FLEET_TASK_QUEUE } from '../../workflows/fleet-types.js';
 import { resultOf } from '../../client/watch.js';
 import {
   hostWorkflowId,
@@ -44,7 +47,7 @@ export interface HostUnderTest<H extends HostFixture = SimHost> {
   config: HostConfig;
   worker: Worker;
   running: Promise<void>;
-  /** Starts an upgrade workflow on this host's queue, as the CLI does. */
+  /** Starts an upgrade workflow as the CLI does: on the controller's queue, its activities on this host's. */
   upgrade(opts?: { version?: string; options?: Partial<UpgradeOptions> }): Promise<WorkflowHandle>;
   rollback(input?: Partial<RollbackInput>): Promise<WorkflowHandle>;
   /** Waits for a run's end and answers its result (completed or failed with a result). */
@@ -62,10 +65,31 @@ export class Harness {
   private hosts: Array<HostUnderTest<HostFixture>> = [];
   private count = 0;
 
+  /** The controller's workflow worker (no activities). */
+  private controller?: Promise<{ worker: Worker; running: Promise<void> }>;
+
   private constructor(
     readonly env: TemporalEnv,
     readonly releases: ReleaseServer,
   ) {}
+
+  /** Where the workflows run: the controller's queue. */
+  readonly workflowQueue = FLEET_TASK_QUEUE;
+
+  private ensureController(): Promise<unknown> {
+    this.controller ??= (async () => {
+      const worker = await createWorkflowWorker({
+        connection: this.env.nativeConnection,
+        namespace: this.env.namespace ?? 'default',
+        taskQueue: this.workflowQueue,
+        shutdownGraceTime: '1s',
+      });
+      const running = worker.run();
+      running.catch(() => undefined);
+      return { worker, running };
+    })();
+    return this.controller;
+  }
 
   /**
    * A dev server (in memory, or on `dbFilename` to inspect the store) and a release server; or the
@@ -107,6 +131,8 @@ export class Harness {
       connection?: NativeConnection;
     } = {},
   ): Promise<HostUnderTest<H>> {
+    await this.ensureController();
+    const workflowQueue = this.workflowQueue;
     const name = `sim-${process.pid}-${++this.count}`;
     const config = loadHostConfig({ ...sim.env, ...this.releases.env(), DEFENSECLAW_HOST: name, ...opts.extraEnv });
     const base = createActivities(config);
@@ -138,9 +164,10 @@ export class Harness {
             ...o.options,
           },
           requestedBy: 'test',
+          hostQueue: config.taskQueue,
         };
         return client.workflow.start('upgradeHost', {
-          taskQueue: config.taskQueue,
+          taskQueue: workflowQueue,
           workflowId: hostWorkflowId(name),
           args: [input],
           workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
@@ -149,9 +176,9 @@ export class Harness {
       },
       async rollback(input = {}) {
         return client.workflow.start('rollbackHost', {
-          taskQueue: config.taskQueue,
+          taskQueue: workflowQueue,
           workflowId: hostWorkflowId(name),
-          args: [{ host: name, healthTimeoutSeconds: 20, ...input }],
+          args: [{ host: name, healthTimeoutSeconds: 20, hostQueue: config.taskQueue, ...input }],
           workflowIdConflictPolicy: WorkflowIdConflictPolicy.USE_EXISTING,
           workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         });
@@ -211,6 +238,11 @@ export class Harness {
 
   async close(): Promise<void> {
     for (const h of this.hosts) await h.stopWorker();
+    const controller = await this.controller?.catch(() => undefined);
+    if (controller) {
+      if (controller.worker.getState() === 'RUNNING') controller.worker.shutdown();
+      await controller.running.catch(() => undefined);
+    }
     await Promise.all(this.hosts.map((h) => h.sim.cleanup()));
     await this.releases.close();
     await this.env.teardown();

@@ -52,6 +52,9 @@ async function main(): Promise<void> {
     hostConfig,
     activities,
     workflowBundlePath: config.workflowBundlePath,
+    // This rig runs the workflow and the activities in the one process it crashes (the worker of
+    // releases before activity-only host workers, still what serves their in-flight runs).
+    workflows: true,
     shutdownGraceTime: '2s',
   });
   const stop = () => {
