@@ -15,7 +15,7 @@ import { fleetProgressQuery } from '../workflows/fleet-types.js';
 import { hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
 import { startCluster, type Cluster } from './helpers/cluster.js';
 import { assertHostOn, upgradeBackupsOf, waitFor } from './helpers/cluster-cli.js';
-import { FleetSim, startFleet, startFleetWorker } from './helpers/fleet-sim.js';
+import { FleetSim, startFleet } from './helpers/fleet-sim.js';
 import { Harness, type Activities } from './helpers/harness.js';
 import { activityHistory } from './helpers/history.js';
 import { startTcpProxy, type TcpProxy } from './helpers/tcp-proxy.js';
@@ -30,17 +30,16 @@ const MUTATING = ['createBackup', 'stopGateway', 'installGateway', 'switchVenv',
 
 let cluster: Cluster;
 let h: Harness;
-let fleetWorker: Awaited<ReturnType<typeof startFleetWorker>>;
 const closers: Array<() => Promise<unknown>> = [];
 
 before(async () => {
   cluster = await startCluster();
   h = await Harness.start({}, { use: cluster });
-  fleetWorker = await startFleetWorker(cluster.nativeConnection, cluster.namespace);
+  // The harness's controller runs the workflows, fleets included (one workflow worker per queue and process).
+  await h.ensureController();
 });
 
 after(async () => {
-  await fleetWorker?.stop();
   for (const c of closers.reverse()) await c().catch(() => undefined);
   await h?.close();
 });

@@ -14,7 +14,7 @@ import { fleetProgressQuery, type FleetProgress } from '../workflows/fleet-types
 import { SEARCH_ATTRIBUTES, hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
 import { startCluster, type Cluster } from './helpers/cluster.js';
 import { assertHostOn, clusterCli, upgradeBackupsOf, waitFor, type CliRun } from './helpers/cluster-cli.js';
-import { FleetSim, startFleet, startFleetWorker } from './helpers/fleet-sim.js';
+import { FleetSim, startFleet } from './helpers/fleet-sim.js';
 import { Harness } from './helpers/harness.js';
 
 installRuntime({ level: 'WARN' });
@@ -22,18 +22,17 @@ installRuntime({ level: 'WARN' });
 let cluster: Cluster;
 let h: Harness;
 let cli: ReturnType<typeof clusterCli>;
-let fleetWorker: Awaited<ReturnType<typeof startFleetWorker>>;
 const sims: FleetSim[] = [];
 
 before(async () => {
   cluster = await startCluster();
   h = await Harness.start({}, { use: cluster });
   cli = clusterCli(cluster.env);
-  fleetWorker = await startFleetWorker(cluster.nativeConnection, cluster.namespace);
+  // The harness's controller runs the workflows, fleets included (one workflow worker per queue and process).
+  await h.ensureController();
 });
 
 after(async () => {
-  await fleetWorker?.stop();
   for (const s of sims) await s.close().catch(() => undefined);
   await h?.close();
 });

@@ -76,7 +76,8 @@ export class Harness {
   /** Where the workflows run: the controller's queue. */
   readonly workflowQueue = FLEET_TASK_QUEUE;
 
-  private ensureController(): Promise<unknown> {
+  /** Starts (once) the controller's workflow worker; a test that runs fleets too needs no other on this queue. */
+  ensureController(): Promise<unknown> {
     this.controller ??= (async () => {
       const worker = await createWorkflowWorker({
         connection: this.env.nativeConnection,
