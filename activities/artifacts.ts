@@ -13,7 +13,7 @@ import { Parser, type ReadEntry } from 'tar';
 import { z } from 'zod';
 import type { HostConfig } from '../worker/host-config.js';
 import { VersionSchema, type ArtifactInfo } from '../workflows/types.js';
-import { lstatOrUndefined, ensureRealDir, inside, sha256File } from './fsutil.js';
+import { lstatOrUndefined, ensureRealDir, inside, readHead, sha256File } from './fsutil.js';
 import { describeHttpError, httpRequest } from './http.js';
 import { decodeProtected } from './protected-artifact.js';
 import { isProtectedName, isRefusalEnvelope, isReleaseAssetName, parseChecksums } from './release-eras.js';
@@ -430,18 +430,11 @@ async function gatewayArchive(dir: string, version: string, asset: string, sha25
     await fs.rm(archive, { force: true });
     await decodeProtected(file, archive, sha256);
   }
-  const fh = await fs.open(archive, 'r');
-  try {
-    const head = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(head, 0, 512, 0);
-    if (isRefusalEnvelope(head.subarray(0, bytesRead))) {
-      throw refuse(
-        FailureType.UnsafeArchive,
-        `${asset} is a refusal envelope, not an archive: this release installs only from its protected payload`,
-      );
-    }
-  } finally {
-    await fh.close();
+  if (isRefusalEnvelope(await readHead(archive))) {
+    throw refuse(
+      FailureType.UnsafeArchive,
+      `${asset} is a refusal envelope, not an archive: this release installs only from its protected payload`,
+    );
   }
   return archive;
 }

@@ -115,3 +115,15 @@ export async function fsyncDir(dir: string): Promise<void> {
 export async function pathExists(p: string): Promise<boolean> {
   return (await lstatOrUndefined(p)) !== undefined;
 }
+
+/** The first `n` bytes of a file (fewer when it is shorter). */
+export async function readHead(file: string, n = 512): Promise<Buffer> {
+  const fh = await fs.open(file, 'r');
+  try {
+    const head = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(head, 0, n, 0);
+    return head.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}

@@ -16,7 +16,7 @@ import { BackupIdSchema, VersionSchema } from '../workflows/types.js';
 import { stagedBinaryPath, stagingDir } from './artifacts.js';
 import { cliLinkPath, preservedVenvFor, venvPath } from './backup.js';
 import { run, which } from './exec.js';
-import { atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, sha256File } from './fsutil.js';
+import { atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, readHead, sha256File } from './fsutil.js';
 import { assertNoGatewayCameBack, gatewayBinary } from './gateway.js';
 import { readGatewayPid } from './gateway-process.js';
 import { decodeProtected } from './protected-artifact.js';
@@ -76,15 +76,9 @@ async function wheelFile(dir: string, version: string, asset: string, sha256?: s
     await fs.rm(wheel, { force: true });
     await decodeProtected(inside(dir, asset), wheel, sha256);
   }
-  const fh = await fs.open(wheel, 'r');
-  try {
-    const head = Buffer.alloc(512);
-    const { bytesRead } = await fh.read(head, 0, 512, 0);
-    if (isRefusalEnvelope(head.subarray(0, bytesRead)) || head.readUInt32LE(0) !== 0x04034b50) {
-      throw refuse(FailureType.UnsafeArchive, `${asset} is not a wheel (a refusal envelope or another file)`);
-    }
-  } finally {
-    await fh.close();
+  const head = await readHead(wheel);
+  if (isRefusalEnvelope(head) || head.length < 4 || head.readUInt32LE(0) !== 0x04034b50) {
+    throw refuse(FailureType.UnsafeArchive, `${asset} is not a wheel (a refusal envelope or another file)`);
   }
   return wheel;
 }

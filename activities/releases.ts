@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import type { HostConfig } from '../worker/host-config.js';
 import type { ReleaseLayout } from '../workflows/release-layout.js';
-import { VersionSchema, compareVersions, isVersion } from '../workflows/types.js';
+import { VersionSchema, compareVersions, isVersion, type Platform } from '../workflows/types.js';
 import { describeHttpError, httpRequest } from './http.js';
 import {
   CHECKSUMS,
@@ -69,7 +69,7 @@ export interface ResolvedRelease {
 /** The exact asset names of a release; nothing else is ever downloaded (see release-eras.ts). */
 export function assetNames(version: string) {
   const n = releaseAssetNames(version);
-  return { ...n, gateway: (os: string, arch: string) => n.tarball({ os, arch } as never) };
+  return { ...n, gateway: (os: Platform['os'], arch: Platform['arch']) => n.tarball({ os, arch }) };
 }
 
 export function parseRelease(json: unknown, requested?: string): ResolvedRelease {

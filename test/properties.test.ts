@@ -327,7 +327,7 @@ describe('parseRelease', () => {
             n.checksums,
             n.signature,
             n.certificate,
-            ...['linux', 'darwin'].flatMap((o) => ['amd64', 'arm64'].map((a) => n.gateway(o, a))),
+            ...(['linux', 'darwin'] as const).flatMap((o) => (['amd64', 'arm64'] as const).map((a) => n.gateway(o, a))),
           ]);
           for (const a of r.assets) {
             assert.ok(expected.has(a.name), `unexpected asset ${JSON.stringify(a.name)}`);
