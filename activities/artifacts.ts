@@ -367,6 +367,7 @@ export async function extractGateway(tarball: string, outFile: string, maxBytes 
   let totalBytes = 0;
   let problem: string | undefined;
   const writes: Promise<void>[] = [];
+  const open: ReadEntry[] = [];
   const parser = new Parser({ strict: true });
   parser.on('entry', (entry: ReadEntry) => {
     const why = problem ?? entryProblem({ path: entry.path, type: entry.type, size: entry.size });
@@ -378,6 +379,7 @@ export async function extractGateway(tarball: string, outFile: string, maxBytes 
       if (found) problem = 'two entries named defenseclaw';
       else {
         found = true;
+        open.push(entry);
         writes.push(pipeline(entry, createWriteStream(outFile, { flags: 'wx', mode: 0o700 })));
         return;
       }
@@ -388,6 +390,10 @@ export async function extractGateway(tarball: string, outFile: string, maxBytes 
     await pipeline(createReadStream(tarball), parser);
     await Promise.all(writes);
   } catch (err) {
+    // The parser can fail while the executable is still being written: stop that write and let
+    // it settle before removing the file, or the file would be created again behind the removal.
+    for (const entry of open) entry.destroy();
+    await Promise.allSettled(writes);
     await fs.rm(outFile, { force: true });
     if (problem) throw new UnsafeArchiveError(`unsafe archive: ${problem}`);
     throw new UnsafeArchiveError(`unreadable archive: ${(err as Error).message}`);

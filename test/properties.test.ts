@@ -1013,4 +1013,45 @@ describe('tar entries: entryProblem and extractGateway', () => {
     // Both outcomes were exercised.
     assert.ok(outcomes.accepted > 50 && outcomes.refused > 50, JSON.stringify(outcomes));
   });
+
+  // CI found this one (seed 20261124): tar's strict parser fails on the FIFO's link name while the
+  // later `./defenseclaw` is being written, and the removal of the partial executable raced the
+  // write stream's open, which could create the file again behind it. Slowing that open down
+  // (as a loaded host does) makes the race certain instead of one run in a few hundred.
+  it('a parser failure during the write leaves no executable behind, however slow the write is', async () => {
+    const entries: GenEntry[] = [
+      { path: 'defenseclaw', type: 'FIFO', linkpath: '/tmp' },
+      { path: './defenseclaw', type: 'File', body: Buffer.alloc(3000, 7) },
+      { path: `long/${'n'.repeat(300)}`, type: 'ContiguousFile', body: Buffer.from([116, 207, 249]) },
+    ];
+    const bytes = zlib.gzipSync(Buffer.concat([...entries.map((e) => encodeEntry(e).bytes), Buffer.alloc(1024)]));
+    const raceRoot = path.join(root, 'race');
+    const realOpen = fs.open;
+    let delayed = 0;
+    // fs.WriteStream opens through the `fs` module object; delay only the opens of this test's files.
+    (fs as { open: unknown }).open = (file: fs.PathLike, ...rest: unknown[]) => {
+      if (!String(file).startsWith(raceRoot)) return (realOpen as (...a: unknown[]) => void)(file, ...rest);
+      delayed++;
+      setTimeout(() => (realOpen as (...a: unknown[]) => void)(file, ...rest), 30);
+    };
+    try {
+      for (let i = 0; i < 10; i++) {
+        const caseDir = path.join(raceRoot, `case-${i}`);
+        await fsp.mkdir(caseDir, { recursive: true });
+        await fsp.writeFile(path.join(caseDir, 'release.tar.gz'), bytes);
+        const outcome = await extractGateway(
+          path.join(caseDir, 'release.tar.gz'),
+          path.join(caseDir, 'defenseclaw'),
+          MAX_BYTES,
+        ).catch((err: unknown) => err);
+        assert.ok(outcome instanceof UnsafeArchiveError, `run ${i}: ${String(outcome)}`);
+        await new Promise((resolve) => setTimeout(resolve, 60)); // past any delayed open
+        assert.deepEqual(await fsp.readdir(caseDir), ['release.tar.gz'], `run ${i} left the executable behind`);
+      }
+    } finally {
+      (fs as { open: unknown }).open = realOpen;
+    }
+    assert.ok(delayed >= 10, `the executable's write was started (and slowed) in every run: ${delayed}`);
+    await fsp.rm(raceRoot, { recursive: true });
+  });
 });
