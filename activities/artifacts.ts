@@ -449,7 +449,7 @@ async function gatewayArchive(dir: string, version: string, asset: string, sha25
  * Activity: extracts the gateway out of the verified tarball, checks that it reports the target
  * version, signs it on darwin, and stages it beside the live binary (fsynced). Nothing live changes.
  */
-export async function stageGateway(config: HostConfig, rawInput: unknown): Promise<{ sha256: string }> {
+export async function stageGateway(config: HostConfig, rawInput: unknown): Promise<{ sha256: string; stamp?: string }> {
   const input = validated(StageGatewayInput, rawInput, 'stageGateway');
   const dir = await stagingDir(config, input.stagingId);
   const asset = input.asset ?? assetNames(input.version).gateway(input.platform.os, input.platform.arch);
@@ -490,5 +490,16 @@ export async function stageGateway(config: HostConfig, rawInput: unknown): Promi
   } finally {
     await fh.close();
   }
-  return { sha256: await sha256File(staged) };
+  return { sha256: await sha256File(staged), stamp: await fileStamp(staged) };
 }
+
+/**
+ * What identifies one state of a file without reading it: device, inode, size and the change and
+ * modification times in nanoseconds. Any write, chmod, rename onto it or utimes moves its ctime,
+ * which nothing but a clock change can set back: a file with the same stamp is the file that was hashed.
+ */
+export async function fileStamp(file: string): Promise<string> {
+  const st = await fs.lstat(file, { bigint: true });
+  return [st.dev, st.ino, st.size, st.ctimeNs, st.mtimeNs].join(':');
+}
+export const FILE_STAMP = /^[0-9]{1,20}(:[0-9]{1,30}){4}$/;

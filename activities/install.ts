@@ -13,7 +13,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { HostConfig } from '../worker/host-config.js';
 import { BackupIdSchema, VersionSchema } from '../workflows/types.js';
-import { stagedBinaryPath, stagingDir } from './artifacts.js';
+import { FILE_STAMP, fileStamp, stagedBinaryPath, stagingDir } from './artifacts.js';
 import { cliLinkPath, preservedVenvFor, venvPath } from './backup.js';
 import { run, which } from './exec.js';
 import { atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, readHead, sha256File } from './fsutil.js';
@@ -169,7 +169,21 @@ export async function prepareVenv(
   });
   const install = (offline: boolean) =>
     uv
-      ? run(uv, ['pip', 'install', '--quiet', '--python', python, ...(offline ? ['--offline'] : []), wheel], opts)
+      ? // Compiled now, before the stop: the migrations inside the window then import without compiling.
+        run(
+          uv,
+          [
+            'pip',
+            'install',
+            '--quiet',
+            '--compile-bytecode',
+            '--python',
+            python,
+            ...(offline ? ['--offline'] : []),
+            wheel,
+          ],
+          opts,
+        )
       : run(
           python,
           ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', ...(offline ? ['--no-index'] : []), wheel],
@@ -197,7 +211,14 @@ export async function prepareVenv(
   return { venvId, tool: uv ? 'uv' : 'pip', offline };
 }
 
-const InstallGatewayInput = z.object({ stagingId: STAGING_ID, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
+const InstallGatewayInput = z
+  .object({
+    stagingId: STAGING_ID,
+    sha256: z.string().regex(/^[0-9a-f]{64}$/),
+    /** The staged file's stamp when it was hashed (stageGateway); absent in runs recorded before it. */
+    stamp: z.string().regex(FILE_STAMP).optional(),
+  })
+  .strict();
 
 /** Activity (downtime): the staged binary takes the live one's place with one atomic rename. */
 export async function installGateway(config: HostConfig, rawInput: unknown): Promise<void> {
@@ -214,7 +235,9 @@ export async function installGateway(config: HostConfig, rawInput: unknown): Pro
   }
   if (!st.isFile() || st.isSymbolicLink())
     throw refuse(FailureType.UnsafePath, 'the staged gateway binary is not a regular file');
-  if ((await sha256File(staged)) !== input.sha256)
+  // Unchanged since stageGateway hashed it (same stamp): no need to read 60 MB again inside the window.
+  const unchanged = input.stamp !== undefined && (await fileStamp(staged)) === input.stamp;
+  if (!unchanged && (await sha256File(staged)) !== input.sha256)
     throw refuse(FailureType.ChecksumMismatch, 'the staged gateway binary changed since it was verified');
   await fs.rename(staged, target);
   await fsyncDir(config.binDir);

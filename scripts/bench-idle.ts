@@ -28,6 +28,7 @@ import { startReleaseServer } from '../test/fixtures/releases/server.js';
 import { findTemporalCli, projectCacheDir } from '../worker/temporal-cli.js';
 
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'client', 'main.js');
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SETTLE_S = Number(process.env.IDLE_SETTLE_S ?? 8);
 const SAMPLE_S = Number(process.env.IDLE_SAMPLE_S ?? 10);
 const TICKS = 100; // USER_HZ on Linux
@@ -92,7 +93,38 @@ function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 60_000): Promi
   });
 }
 
-async function hostWorker(address: string, withWorkflows: boolean) {
+/** The NODE_OPTIONS that deploy/defenseclaw-upgrade-worker.service gives the host worker. */
+function shippedNodeOptions(): string {
+  const unit = fs.readFileSync(path.join(ROOT, 'deploy', 'defenseclaw-upgrade-worker.service'), 'utf8');
+  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1]?.trim() ?? '';
+}
+
+/** A worker with nothing of ours: the SDK's own cost, for comparison. */
+async function bareSdkWorker(address: string, nodeOptions: string) {
+  const program = [
+    "const { NativeConnection, Worker } = require('@temporalio/worker');",
+    '(async () => {',
+    `  const connection = await NativeConnection.connect({ address: ${JSON.stringify(address)} });`,
+    "  const w = await Worker.create({ connection, taskQueue: 'bench-bare-sdk', activities: { a: async () => 1 } });",
+    "  console.log('polling'); await w.run();",
+    '})();',
+  ].join('\n');
+  const child = spawn(process.execPath, ['-e', program], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: nodeOptions },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  try {
+    await waitForLine(child, /polling/);
+    await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
+    return await idleCost([child.pid!]);
+  } finally {
+    child.kill('SIGTERM');
+    await new Promise((r) => child.once('exit', r));
+  }
+}
+
+async function hostWorker(address: string, withWorkflows: boolean, nodeOptions = process.env.IDLE_NODE_OPTIONS) {
   const home = fs.mkdtempSync(path.join(os.tmpdir(), 'dcu-idle-'));
   const child = spawn(process.execPath, [MAIN, 'worker', ...(withWorkflows ? ['--with-workflows'] : [])], {
     env: {
@@ -102,7 +134,7 @@ async function hostWorker(address: string, withWorkflows: boolean) {
       TEMPORAL_NAMESPACE: 'default',
       DEFENSECLAW_HOST: `idle-${withWorkflows ? 'full' : 'acts'}-${process.pid}`,
       DEFENSECLAW_LOG_LEVEL: 'WARN',
-      ...(process.env.IDLE_NODE_OPTIONS ? { NODE_OPTIONS: process.env.IDLE_NODE_OPTIONS } : {}),
+      ...(nodeOptions ? { NODE_OPTIONS: nodeOptions } : {}),
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -127,10 +159,16 @@ export async function benchHostWorkers(): Promise<string[]> {
   try {
     const full = await hostWorker(server.address, true);
     const acts = await hostWorker(server.address, false);
+    const unitOptions = shippedNodeOptions();
+    const shipped = await hostWorker(server.address, false, unitOptions);
+    // The floor: the Temporal SDK's native core and an activity worker with one no-op activity.
+    const floor = await bareSdkWorker(server.address, unitOptions);
     return [
       `idle host worker (${SETTLE_S} s settle, ${SAMPLE_S} s sample, RSS peak, CPU % of one core)`,
       `  before: activities + workflow bundle:  ${mb(full.rssMb)} RSS, ${pct(full.cpuPercent)} CPU`,
       `  after:  activities only:               ${mb(acts.rssMb)} RSS, ${pct(acts.cpuPercent)} CPU   (target <= 90 MB, <= 0.1%)`,
+      `  after, as the systemd unit runs it:    ${mb(shipped.rssMb)} RSS, ${pct(shipped.cpuPercent)} CPU   (NODE_OPTIONS=${unitOptions})`,
+      `  floor: the bare SDK, one no-op activity: ${mb(floor.rssMb)} RSS, ${pct(floor.cpuPercent)} CPU`,
     ];
   } finally {
     await server.stop();

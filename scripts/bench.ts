@@ -179,11 +179,19 @@ async function single(): Promise<void> {
 /** Milliseconds of each downtime step of a run (stop … health), from its step records. */
 function windowSteps(steps: StepRecord[]): Record<string, number> {
   const out: Record<string, number> = {};
+  let first = Infinity;
+  let last = -Infinity;
+  let inSteps = 0;
   for (const s of steps) {
     if (!['stop', 'install', 'migrate', 'start', 'health'].includes(s.name)) continue;
     if (s.startedAt === undefined || s.endedAt === undefined) continue;
     out[s.name] = (out[s.name] ?? 0) + (s.endedAt - s.startedAt);
+    inSteps += s.endedAt - s.startedAt;
+    first = Math.min(first, s.startedAt);
+    last = Math.max(last, s.endedAt);
   }
+  // What the window spends between its steps: Temporal's dispatch of the next activity.
+  if (last > first) out.between = last - first - inSteps;
   return out;
 }
 
@@ -221,7 +229,7 @@ async function realGateway(): Promise<void> {
   } finally {
     await h.close();
   }
-  const parts = ['stop', 'install', 'migrate', 'start', 'health']
+  const parts = ['stop', 'install', 'migrate', 'start', 'health', 'between']
     .map((k) => `${k} ${ms(median(steps.map((x) => x[k] ?? 0)))}`)
     .join(', ');
   process.stdout.write(

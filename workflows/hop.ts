@@ -162,7 +162,13 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
       ]),
     );
     await run.step('install', `install defenseclaw-gateway ${to}`, (o) =>
-      quick.installGateway.executeWithOptions(o, [{ stagingId: staging.stagingId, sha256: staged.gatewaySha256 }]),
+      quick.installGateway.executeWithOptions(o, [
+        {
+          stagingId: staging.stagingId,
+          sha256: staged.gatewaySha256,
+          ...(staged.gatewayStamp ? { stamp: staged.gatewayStamp } : {}),
+        },
+      ]),
     );
 
     undo.add('switch back to the previous Python environment', () =>
@@ -225,7 +231,7 @@ type ArtifactSize = { name: string; size: number };
 async function prepare(
   run: HostRun,
   a: { to: string; platform: Platform; stagingId: string; release: ResolvedRelease },
-): Promise<{ gatewaySha256: string; venvId: string }> {
+): Promise<{ gatewaySha256: string; gatewayStamp?: string; venvId: string }> {
   const layout: ReleaseLayout | undefined = a.release.layout;
   const gateway = layout?.gateways[`${a.platform.os}/${a.platform.arch}`];
   if (layout && !gateway) {
@@ -290,5 +296,5 @@ async function prepare(
       },
     ]),
   );
-  return { gatewaySha256: staged.sha256, venvId: venv.venvId };
+  return { gatewaySha256: staged.sha256, gatewayStamp: staged.stamp, venvId: venv.venvId };
 }
