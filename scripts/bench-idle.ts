@@ -114,14 +114,7 @@ async function bareSdkWorker(address: string, nodeOptions: string) {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: nodeOptions },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  try {
-    await waitForLine(child, /polling/);
-    await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
-    return await idleCost([child.pid!]);
-  } finally {
-    child.kill('SIGTERM');
-    await new Promise((r) => child.once('exit', r));
-  }
+  return measureIdle(child);
 }
 
 async function hostWorker(address: string, withWorkflows: boolean, nodeOptions = process.env.IDLE_NODE_OPTIONS) {
@@ -139,13 +132,21 @@ async function hostWorker(address: string, withWorkflows: boolean, nodeOptions =
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   try {
+    return await measureIdle(child);
+  } finally {
+    fs.rmSync(home, { recursive: true, force: true });
+  }
+}
+
+/** Once the worker polls: let it settle, sample its idle cost, stop it. */
+async function measureIdle(child: ChildProcess) {
+  try {
     await waitForLine(child, /polling/);
     await new Promise((r) => setTimeout(r, SETTLE_S * 1000));
     return await idleCost([child.pid!]);
   } finally {
     child.kill('SIGTERM');
     await new Promise((r) => child.once('exit', r));
-    fs.rmSync(home, { recursive: true, force: true });
   }
 }
 
