@@ -254,6 +254,40 @@ describe('one release lookup per rollout', { concurrency: 1, timeout: 600_000 },
   });
 });
 
+describe('a release that needs a bridge', { timeout: 600_000 }, () => {
+  it('two API requests for the rollout (target and bridge); each host runs both hops from the ticket', async () => {
+    const bridged = await startReleaseServer({ versions: ['0.8.3', '0.8.4', '0.8.5'] });
+    const hosts = await startDownloadHosts({
+      connection: env.nativeConnection,
+      namespace: ns(),
+      releases: bridged,
+      installed: '0.8.3',
+      env: { DEFENSECLAW_ALLOW_NO_COSIGN: '1' },
+    });
+    try {
+      const id = `ticket-bridge-${process.pid}`;
+      const names = [1, 2, 3].map((i) => `${id}-h${i}`);
+      const r = await rollout(id, names, { version: '0.8.5', batch: { count: 3 }, taskQueue: hosts.queue });
+      assert.equal(r.verdict, 'succeeded', r.message);
+      assert.equal(bridged.counts().api, 2, JSON.stringify(bridged.counts()));
+      assert.equal(hosts.calls.get('resolveRelease') ?? 0, 0);
+      assert.equal(hosts.calls.get('resolveFromTicket'), 2 * names.length, 'bridge and target, per host');
+      for (const host of names) {
+        const res = await hostResult(host);
+        assert.equal(res.outcome, 'upgraded', res.message);
+        assert.match(res.message, /from 0\.8\.3 to 0\.8\.5 through 0\.8\.4 \(bridge\)/);
+        const resolved = res.steps.filter((s) => s.name === 'resolve').map((s) => s.detail ?? '');
+        assert.ok(
+          resolved.includes("bridge release 0.8.4 (required by 0.8.5) from the rollout's ticket (no API call)"),
+        );
+      }
+    } finally {
+      await hosts.stop();
+      await bridged.close();
+    }
+  });
+});
+
 describe('a host with a mirror', { concurrency: 1, timeout: 600_000 }, () => {
   it('downloads only from its mirror, and refuses a mirror file whose digest is not the ticket’s', async () => {
     const [good, bad] = await Promise.all([

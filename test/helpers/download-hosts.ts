@@ -4,7 +4,7 @@
  * of one host configuration (resolve, ticket, pre-flight HEADs, downloads checked against their
  * digests, the signature, extracting and staging the gateway), each host's run in its own staging
  * folder; what would change a live host (backup, stop, install, Python environment, migrations,
- * start, health) is simulated, each answering as a healthy 0.3.0 host would.
+ * start, health) is simulated, each answering as a healthy host (of `installed`) would.
  */
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -31,6 +31,8 @@ export async function startDownloadHosts(o: {
   releases: ReleaseServer;
   /** More of the host's environment (e.g. DEFENSECLAW_RELEASE_MIRROR). */
   env?: Record<string, string>;
+  /** The version every host reports installed (default 0.3.0). */
+  installed?: string;
 }): Promise<DownloadHosts> {
   const home = await fs.mkdtemp(path.join(os.tmpdir(), 'dc-download-hosts-'));
   const queue = `download-hosts-${process.pid}-${++pools}`;
@@ -62,7 +64,7 @@ export async function startDownloadHosts(o: {
     verifySignature: counted('verifySignature'),
     // Simulated: what a live host would change.
     checkHost: async (i: { host: string }) => ({ host: i.host }),
-    readInstalledVersion: async () => ({ version: '0.3.0' }),
+    readInstalledVersion: async () => ({ version: o.installed ?? '0.3.0' }),
     prepareVenv: async () => ({ venvId: 'venv-simulated', tool: 'uv' as const, offline: true }),
     discardVenv: async () => undefined,
     createBackup: async (i: { backupId: string }) => ({ backupId: i.backupId, files: 1, bytes: 1 }),
