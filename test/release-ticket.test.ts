@@ -24,7 +24,7 @@ import { startDownloadHosts, type DownloadHosts } from './helpers/download-hosts
 import { FleetSim, startFleet, startFleetWorker } from './helpers/fleet-sim.js';
 import { startTestEnvironment } from './helpers/temporal.js';
 import { startReleaseMirror, type ReleaseMirror } from './fixtures/releases/mirror.js';
-import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
+import { sha256OfBytes, startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 
 const run = promisify(execFile);
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'client', 'main.js');
@@ -232,6 +232,26 @@ describe('one release lookup per rollout', { concurrency: 1, timeout: 600_000 },
       const delay = jitterDelayMs(h.host, 3000);
       assert.ok(started - h.startedAt! >= delay, `${h.host} started ${started - h.startedAt!} ms in, delay ${delay}`);
     }
+  });
+
+  it('a ticket given by a parent: no lookup at all; a ticket without the signature its source publishes is refused', async () => {
+    const file = async (name: string) => {
+      const bytes = (await releases.assetBytes(name, '0.4.0'))!;
+      return { name, size: bytes.length, sha256: sha256OfBytes(bytes) };
+    };
+    const names = ['checksums.txt', TARBALL, WHEEL, 'checksums.txt.sig', 'checksums.txt.pem'];
+    const ticket: ReleaseTicket = { version: '0.4.0', era: 'goreleaser', assets: await Promise.all(names.map(file)) };
+    const given = await poolRollout(3, { ticket });
+    assert.equal(given.r.verdict, 'succeeded', given.r.message);
+    assert.equal(given.counts.api, 0, 'the parent resolved it: no API request in this rollout');
+    assert.equal(pool!.calls.get('issueReleaseTicket') ?? 0, 0);
+
+    const unsigned = { ...ticket, assets: ticket.assets.filter((a) => !a.name.startsWith('checksums.txt.')) };
+    const stripped = await poolRollout(3, { ticket: unsigned });
+    assert.equal(stripped.r.counts.failed, 3, stripped.r.message);
+    for (const h of stripped.r.hosts)
+      assert.match(h.reason ?? '', /resolve: the release ticket lists no signature .* publishes checksums\.txt\.sig/);
+    assert.equal(pool!.calls.get('downloadArtifact') ?? 0, 0, 'refused before any download');
   });
 
   it('a wheel served corrupt: the one lookup passes, and every one of 50 hosts refuses its download', async () => {
