@@ -17,7 +17,7 @@ import { lstatOrUndefined, ensureRealDir, inside, readHead, sha256File } from '.
 import { describeHttpError, httpRequest } from './http.js';
 import { decodeProtected } from './protected-artifact.js';
 import { isProtectedName, isRefusalEnvelope, isReleaseAssetName, parseChecksums } from './release-eras.js';
-import { assetNames, assetUrl } from './releases.js';
+import { assetNames, assetUrl, headAsset } from './releases.js';
 import { run } from './exec.js';
 import {
   FailureType,
@@ -125,19 +125,7 @@ export async function preflight(config: HostConfig, rawInput: unknown): Promise<
   const out: Array<{ name: string; size: number }> = [];
   for (const name of input.names) {
     checkAssetName(input.version, name, input.platform);
-    const url = downloadUrl(config, input.version, name);
-    let res;
-    try {
-      res = await httpRequest(config, url, {
-        method: 'HEAD',
-        allowedHosts: config.releases.allowedHosts,
-        signal: cancellationSignal(),
-      });
-    } catch (err) {
-      if ((err as { type?: string }).type) throw err;
-      throw new Error(`pre-flight of ${name} failed: ${describeHttpError(err, url)}`);
-    }
-    await res.body.dump();
+    const res = await headAsset(config, input.version, name, `pre-flight of ${name}`);
     if (res.status === 404 && name === n.checksums) {
       if (!config.allowMissingChecksums) {
         throw refuse(

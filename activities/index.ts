@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import type { HostConfig } from '../worker/host-config.js';
+import type { TicketRelease } from '../workflows/release-ticket.js';
 import { HostNameSchema } from '../workflows/types.js';
 import * as artifacts from './artifacts.js';
 import * as backup from './backup.js';
@@ -13,6 +14,7 @@ import * as install from './install.js';
 import * as migrations from './migrations.js';
 import { detectPlatform } from './platform.js';
 import * as releases from './releases.js';
+import * as releaseTicket from './release-ticket.js';
 import * as signature from './signature.js';
 import { FailureType, refuse, validated, withHeartbeat } from './support.js';
 
@@ -26,6 +28,10 @@ export function createActivities(config: HostConfig) {
       return { host };
     },
     resolveRelease: (input: { version?: string }) => releases.resolveRelease(config, input),
+    /** A rollout's one lookup: the release as a ticket for every host (issue 14). */
+    issueReleaseTicket: (input: { version?: string }) => releaseTicket.issueReleaseTicket(config, input),
+    /** A host given a ticket: the release from its own source, no API call. */
+    resolveFromTicket: (input: { release: TicketRelease }) => releaseTicket.resolveFromTicket(config, input),
     readInstalledVersion: () => gateway.readInstalledVersion(config),
     detectPlatform,
     createStaging: (input: { runId: string }) => artifacts.createStaging(config, input),

@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { HostConfig } from '../worker/host-config.js';
 import type { ReleaseLayout } from '../workflows/release-layout.js';
 import { VersionSchema, compareVersions, isVersion, type Platform } from '../workflows/types.js';
-import { describeHttpError, httpRequest } from './http.js';
+import { describeHttpError, httpRequest, type HttpResponse } from './http.js';
 import {
   CHECKSUMS,
   MANIFEST,
@@ -145,7 +145,13 @@ async function readJson(body: AsyncIterable<Buffer>): Promise<unknown> {
 /** Activity: the release to install (the given version, or the latest). */
 export async function resolveRelease(config: HostConfig, rawInput: unknown): Promise<ResolvedRelease> {
   const input = validated(ResolveInput, rawInput, 'resolveRelease');
-  const url = apiUrl(config, input.version);
+  const release = await fetchRelease(config, input.version);
+  return { ...release, layout: (await readLayout(config, release)).layout };
+}
+
+/** The releases API's answer for a version (or the latest), parsed: the one API call of a resolve. */
+export async function fetchRelease(config: HostConfig, version?: string): Promise<ResolvedRelease> {
+  const url = apiUrl(config, version);
   const token = config.githubToken();
   const headers: Record<string, string> = {
     accept: 'application/vnd.github+json',
@@ -182,8 +188,8 @@ export async function resolveRelease(config: HostConfig, rawInput: unknown): Pro
       await res.body.dump();
       throw refuse(
         FailureType.NotFound,
-        input.version
-          ? `release ${input.version} not found in ${config.releases.repo}`
+        version
+          ? `release ${version} not found in ${config.releases.repo}`
           : `no release found in ${config.releases.repo}`,
       );
     }
@@ -198,17 +204,45 @@ export async function resolveRelease(config: HostConfig, rawInput: unknown): Pro
       await res.body.dump();
       throw new Error(`release API answered HTTP ${res.status} for ${config.releases.repo}`);
     }
-    const release = parseRelease(await readJson(res.body), input.version);
-    return { ...release, layout: await readLayout(config, release) };
+    return parseRelease(await readJson(res.body), version);
   }
 }
 
 /** The largest checksums.txt / upgrade-manifest.json we read. */
 const MAX_SMALL_ASSET = 1024 * 1024;
 
-/** URL of a release asset on the download host (GitHub answers it with a 302 to its asset host). */
+/**
+ * URL of a release asset: on the host's mirror when its configuration names one
+ * (`<mirror>/<tag>/<name>`), else on the download host (GitHub answers that path, which is not the
+ * rate-limited API, with a 302 to its asset host).
+ */
 export function assetUrl(config: HostConfig, version: string, name: string): string {
-  return `${config.releases.downloadBase}/${config.releases.repo}/releases/download/${encodeURIComponent(version)}/${encodeURIComponent(name)}`;
+  const file = `${encodeURIComponent(version)}/${encodeURIComponent(name)}`;
+  if (config.releases.mirror) return `${config.releases.mirror}/${file}`;
+  return `${config.releases.downloadBase}/${config.releases.repo}/releases/download/${file}`;
+}
+
+/** HEADs a release asset on the host's source (the body drained); `what` names the request in errors. */
+export async function headAsset(
+  config: HostConfig,
+  version: string,
+  name: string,
+  what: string,
+): Promise<HttpResponse> {
+  const url = assetUrl(config, version, name);
+  let res;
+  try {
+    res = await httpRequest(config, url, {
+      method: 'HEAD',
+      allowedHosts: config.releases.allowedHosts,
+      signal: cancellationSignal(),
+    });
+  } catch (err) {
+    if ((err as { type?: string }).type) throw err;
+    throw new Error(`${what} failed: ${describeHttpError(err, url)}`);
+  }
+  await res.body.dump();
+  return res;
 }
 
 /** Fetches a small asset whole (never with the API token), with its SHA-256. */
@@ -253,11 +287,22 @@ function expectedDigest(release: ResolvedRelease, name: string, checksums?: stri
   return listed ?? digest;
 }
 
+/** What readLayout read: the layout, and the manifest file as fetched (for a release ticket). */
+export interface ReadLayout {
+  layout: ReleaseLayout;
+  manifestFile?: { size: number; sha256: string };
+}
+
 /**
  * Reads checksums.txt and upgrade-manifest.json when the release lists them and decides the
- * release's layout. The manifest must match its checksums.txt line (or its digest).
+ * release's layout. The manifest must match its checksums.txt line (or its digest). With
+ * `pinChecksums` (a release ticket), checksums.txt itself must match the digest the release lists.
  */
-async function readLayout(config: HostConfig, release: ResolvedRelease): Promise<ReleaseLayout> {
+export async function readLayout(
+  config: HostConfig,
+  release: ResolvedRelease,
+  o: { pinChecksums?: boolean } = {},
+): Promise<ReadLayout> {
   const has = (name: string) => release.assets.find((a) => a.name === name);
   const sumsAsset = has(CHECKSUMS);
   if (!sumsAsset) {
@@ -268,11 +313,20 @@ async function readLayout(config: HostConfig, release: ResolvedRelease): Promise
   let checksums: { text: string; sha256: string; size: number } | undefined;
   if (sumsAsset) {
     const got = await fetchSmallAsset(config, release.version, CHECKSUMS);
+    const pinned = digestOf(sumsAsset.digest);
+    if (o.pinChecksums && pinned !== got.sha256) {
+      throw refuse(
+        FailureType.ChecksumMismatch,
+        `checksum mismatch for ${CHECKSUMS} of release ${release.version}: expected ${pinned ?? 'a listed digest'}, got ${got.sha256}; refusing the release`,
+      );
+    }
     checksums = { text: got.data.toString('utf8'), sha256: got.sha256, size: got.data.length };
   }
   let manifest: ReturnType<typeof parseUpgradeManifest> | undefined;
+  let manifestFile: ReadLayout['manifestFile'];
   if (has(MANIFEST)) {
     const got = await fetchSmallAsset(config, release.version, MANIFEST);
+    manifestFile = { size: got.data.length, sha256: got.sha256 };
     // The manifest decides migrations and bridges: it is verified like any other file.
     const expected = expectedDigest(release, MANIFEST, checksums?.text);
     if (!expected && !config.allowMissingChecksums) {
@@ -295,7 +349,7 @@ async function readLayout(config: HostConfig, release: ResolvedRelease): Promise
     }
     manifest = parseUpgradeManifest(json, release.version);
   }
-  return classifyRelease({
+  const layout = classifyRelease({
     version: release.version,
     assets: release.assets,
     checksums,
@@ -303,6 +357,7 @@ async function readLayout(config: HostConfig, release: ResolvedRelease): Promise
     repo: config.releases.repo,
     allowUnverified: config.allowMissingChecksums,
   });
+  return { layout, ...(manifestFile ? { manifestFile } : {}) };
 }
 
 export { compareVersions };

@@ -194,6 +194,14 @@ function stubActivities(): Activities {
       await nap(),
       { version: i.version ?? '0.4.0', assets: [], signed: false }
     ),
+    issueReleaseTicket: async (i: { version?: string }) => (
+      await nap(),
+      { version: i.version ?? '0.4.0', era: 'goreleaser', assets: [{ name: 'checksums.txt', size: 1000 }] }
+    ),
+    resolveFromTicket: async (i: { release: { version: string } }) => (
+      await nap(),
+      { version: i.release.version, assets: [], signed: false }
+    ),
     readInstalledVersion: async () => (await nap(), { version: '0.3.0' }),
     detectPlatform: async () => (await nap(), { os: 'linux', arch: 'amd64' }),
     createStaging: async () => (await nap(), { stagingId: 'staging-1' }),

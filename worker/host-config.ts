@@ -30,6 +30,12 @@ export interface ReleaseSource {
   repo: string;
   /** host[:port] entries that downloads (and their redirects) may reach. */
   allowedHosts: string[];
+  /**
+   * DEFENSECLAW_RELEASE_MIRROR: a base URL whose `<tag>/<name>` serves the release's files. When
+   * set, every release file is downloaded from it instead of the download host (the releases API
+   * is still asked when no rollout ticket names the release); each file is verified as before.
+   */
+  mirror?: string;
 }
 
 export interface HostConfig {
@@ -125,8 +131,15 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
       : customSource
         ? []
         : GITHUB_DOWNLOAD_HOSTS);
+  const mirror = env.DEFENSECLAW_RELEASE_MIRROR
+    ? parseWith(HttpUrl, env.DEFENSECLAW_RELEASE_MIRROR, 'release mirror URL')
+    : undefined;
   const allowedHosts = [
-    ...new Set([hostOf(downloadBase), ...allowedList.map((h) => parseWith(HostPort, h, 'allowed host'))]),
+    ...new Set([
+      hostOf(downloadBase),
+      ...(mirror ? [hostOf(mirror)] : []),
+      ...allowedList.map((h) => parseWith(HostPort, h, 'allowed host')),
+    ]),
   ];
 
   const token = (env.GITHUB_TOKEN || env.GH_TOKEN || '').trim() || undefined;
@@ -144,7 +157,7 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
     dataDir,
     binDir,
     openclawHome,
-    releases: { apiBase, downloadBase, repo, allowedHosts },
+    releases: { apiBase, downloadBase, repo, allowedHosts, ...(mirror ? { mirror } : {}) },
     http: {
       requestTimeoutMs: positiveInt(env.DEFENSECLAW_HTTP_TIMEOUT_MS, 30_000),
       maxRedirects: 5,

@@ -7,6 +7,7 @@
  */
 import { defineQuery, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
+import { ReleaseTicketSchema } from './release-ticket.js';
 import { HostNameSchema, IdSchema, LIMITS, VersionSchema, type UpgradeOutcome } from './types.js';
 
 /** The task queue the fleet workflow runs on (served by `defenseclaw-upgrade fleet worker`). */
@@ -23,6 +24,8 @@ export const FLEET_LIMITS = {
   unreachableSeconds: { min: 2, max: 3600, default: 60 },
   /** Children started per workflow run before it continues as new (bounds each run's history). */
   hostsPerRun: { min: 1, max: 1000, default: 500 },
+  /** Spread of host starts: each host waits a deterministic 0..jitterMs before it starts (jitter.ts). */
+  jitterMs: { min: 0, max: 600_000, default: 0 },
   /** Longest failure reason kept per host. */
   reasonChars: 300,
 } as const;
@@ -208,11 +211,21 @@ export const FleetInputSchema = z
       .regex(/^[A-Za-z0-9][A-Za-z0-9@._:-]{0,199}$/, 'a task queue name')
       .optional(),
     hostsPerRun: intIn(FLEET_LIMITS.hostsPerRun),
+    jitterMs: intIn(FLEET_LIMITS.jitterMs),
+    /**
+     * The release, resolved once, for every host (release-ticket.ts): given by a parent rollout, or
+     * absent and issued by the fleet itself on the resolver's worker (and carried when it continues as new).
+     */
+    ticket: ReleaseTicketSchema.optional(),
     requestedBy: IdSchema.optional(),
     /** Set only by the workflow itself when it continues as new. */
     state: FleetStateSchema.optional(),
   })
   .strict()
+  .refine((i) => !i.ticket || !i.version || i.ticket.version === i.version, {
+    message: 'the release ticket is for another version',
+    path: ['ticket'],
+  })
   .refine((i) => i.canary <= i.hosts.length, {
     message: 'canary must not exceed the number of hosts',
     path: ['canary'],
@@ -250,6 +263,7 @@ export interface FleetProgress {
     hostsPerRun: number;
     resolver: string;
     taskQueue?: string;
+    jitterMs?: number;
   };
   counts: Record<FleetHostState, number>;
   failures: number;

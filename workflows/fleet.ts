@@ -14,6 +14,9 @@
  * host starts, the ones in flight finish. Pause / resume / abort are Updates; `progress` is a
  * query. Each run starts at most `hostsPerRun` children, drains, and continues as new carrying
  * the state, so history stays bounded for thousands of hosts.
+ *
+ * Issue 14: the release is resolved once into a ticket that every child gets, so hosts make no
+ * releases-API calls (fleet-ticket.ts); host starts are spread by a per-host jitter (jitter.ts).
  */
 import {
   ActivityFailure,
@@ -63,6 +66,9 @@ import {
   type FleetVerdict,
   type ValidFleetInput,
 } from './fleet-types.js';
+import { RELEASE_TICKET, rolloutTicket, ticketArgs } from './fleet-ticket.js';
+import { waitJitter } from './jitter.js';
+import type { ReleaseTicket } from './release-ticket.js';
 import type { upgradeHost } from './upgrade.js';
 import type { rollbackHost } from './rollback.js';
 import {
@@ -92,6 +98,8 @@ class Fleet {
   readonly maxFailures: number;
   readonly resolver: string;
   private readonly inFlight = new Map<number, CancellationScope>();
+  /** The release every host gets (issue 14); absent in runs recorded before tickets. */
+  private ticket?: ReleaseTicket;
   private startedThisRun = 0;
   private verdict?: FleetVerdict;
   private message?: string;
@@ -102,6 +110,7 @@ class Fleet {
     this.batch = resolveLimit(input.batch, this.total, 1);
     this.maxFailures = resolveLimit(input.maxFailures, this.total, 0);
     this.resolver = input.controller ?? input.hosts[0]!;
+    this.ticket = input.ticket;
     this.state = (input.state as FleetState | undefined) ?? {
       phase: 'resolve',
       paused: false,
@@ -161,7 +170,7 @@ class Fleet {
       if (drained === 'rotate') {
         this.state.runs += 1;
         await condition(allHandlersFinished);
-        return continueAsNew<typeof fleetRollout>({ ...this.input, state: this.state });
+        return continueAsNew<typeof fleetRollout>({ ...this.input, ...ticketArgs(this.ticket), state: this.state });
       }
     }
     if (this.state.aborted) return this.finish('aborted');
@@ -184,12 +193,18 @@ class Fleet {
     });
     const wanted = this.input.version ?? 'the latest release';
     try {
-      const release = await acts.resolveRelease.executeWithOptions(
-        { summary: `resolve ${wanted} on ${this.resolver}'s worker` },
-        [{ version: this.input.version }],
-      );
-      this.state.version = release.version;
-      upsertSearchAttributes({ [SEARCH_ATTRIBUTES.toVersion]: [release.version] });
+      let version: string;
+      if (patched(RELEASE_TICKET)) {
+        const summary = `resolve ${wanted} once for every host, on ${this.resolver}'s worker`;
+        this.ticket = await rolloutTicket(acts, this.input, summary);
+        version = this.ticket.version;
+      } else {
+        const summary = `resolve ${wanted} on ${this.resolver}'s worker`;
+        version = (await acts.resolveRelease.executeWithOptions({ summary }, [{ version: this.input.version }]))
+          .version;
+      }
+      this.state.version = version;
+      upsertSearchAttributes({ [SEARCH_ATTRIBUTES.toVersion]: [version] });
       return true;
     } catch (err) {
       const why = notPickedUp(err)
@@ -324,9 +339,20 @@ class Fleet {
     const { host } = rec;
     const queue = this.queueOf(host);
     rec.state = 'upgrading';
-    rec.step = 'probe';
+    rec.step = this.input.jitterMs > 0 ? 'jitter' : 'probe';
     rec.startedAt = workflowTime();
     rec.reason = undefined;
+    if (this.input.jitterMs > 0) {
+      // A host still waiting out its jitter has not started: an abort or a stop skips it.
+      const waited = await waitJitter(host, this.input.jitterMs);
+      if (!waited || this.state.aborted)
+        return this.end(rec, 'skipped', { outcome: 'cancelled', reason: 'aborted before it started' });
+      if (this.failures() > this.maxFailures || this.canaryFailed())
+        return this.end(rec, 'skipped', {
+          reason: 'not started: the rollout stopped starting hosts during its jitter',
+        });
+      rec.step = 'probe';
+    }
 
     const probe = proxyActivities<Activities>({
       taskQueue: queue,
@@ -368,6 +394,7 @@ class Fleet {
             },
             fleetId: this.input.fleetId,
             requestedBy: this.input.requestedBy,
+            ...ticketArgs(this.ticket),
           },
         ],
         workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
@@ -578,6 +605,7 @@ class Fleet {
         hostsPerRun: this.input.hostsPerRun,
         resolver: this.resolver,
         taskQueue: this.input.taskQueue,
+        jitterMs: this.input.jitterMs,
       },
       counts: countStates(this.state.hosts),
       failures: this.failures(),

@@ -5,6 +5,7 @@
  * Pure and deterministic: imported by workflows, activities, the worker and the client alike.
  */
 import { z } from 'zod';
+import { ReleaseTicketSchema } from './release-ticket.js';
 
 /** Prefix of a host's task queue: `defenseclaw-upgrade@<host>`. */
 export const TASK_QUEUE_PREFIX = 'defenseclaw-upgrade@';
@@ -123,8 +124,17 @@ export const UpgradeInputSchema = z
      * or the controller's queue). Absent: the workflow's own queue (runs recorded before issue 13).
      */
     hostQueue: TaskQueueSchema.optional(),
+    /**
+     * The rollout's release ticket (issue 14): set by a fleet with `version`, so that this run asks
+     * no releases API and verifies the files against the ticket's digests (release-ticket.ts).
+     */
+    ticket: ReleaseTicketSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((i) => !i.ticket || i.ticket.version === i.version, {
+    message: 'the release ticket is for another version',
+    path: ['ticket'],
+  });
 export type UpgradeInput = z.input<typeof UpgradeInputSchema>;
 export type ValidUpgradeInput = z.output<typeof UpgradeInputSchema>;
 

@@ -13,12 +13,13 @@
  * Anything that fails after it is compensated according to `onFailure` (default: roll back to the
  * hop's backup and prove the old gateway healthy again; if that fails too, leave it stopped).
  */
-import { ApplicationFailure, CancellationScope, isCancellation } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched } from '@temporalio/workflow';
 import type { ResolvedRelease } from '../activities/releases.js';
 import { network, quick, routeActivitiesTo } from './activities.js';
 import { upgradeHop, type Hop, type HopState } from './hop.js';
 import { discardVenv as discard } from './recover.js';
 import { routeTo } from './release-layout.js';
+import { ticketRelease, type ReleaseTicket } from './release-ticket.js';
 import { HostRun, failureText, validateInput } from './run.js';
 import { UpgradeInputSchema, compareVersions, type UpgradeInput, type UpgradeResult } from './types.js';
 
@@ -36,9 +37,9 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
     await run.step('resolve', `check the run is for host ${host}`, (o) =>
       quick.checkHost.executeWithOptions(o, [{ host }]),
     );
-    const release = await run.step('resolve', `resolve release ${input.version ?? 'latest'}`, (o) =>
-      network.resolveRelease.executeWithOptions(o, [{ version: input.version }]),
-    );
+    // A rollout's ticket (issue 14): the release as the fleet resolved it, read with no API call.
+    const ticket = input.ticket && patched(RELEASE_TICKET) ? input.ticket : undefined;
+    const release = await resolveStep(run, ticket, input.version);
     const installed = await run.step('resolve', 'read installed gateway version', (o) =>
       quick.readInstalledVersion.executeWithOptions(o, []),
     );
@@ -56,7 +57,7 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
     }
 
     // 2. The route: directly, or through the bridge release the target requires.
-    route = await planRoute(run, from, release);
+    route = await planRoute(run, from, release, ticket);
 
     // 3. Platform.
     const platform = await run.step('platform', 'detect platform', (o) =>
@@ -119,11 +120,45 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
   }
 }
 
+/** patched() id: a run given a rollout's release ticket reads the release from it (issue 14). */
+const RELEASE_TICKET = 'release-ticket';
+
+/**
+ * The resolve step: through the releases API, or, given the rollout's ticket, from the host's own
+ * source with no API call (the release `version`, or the bridge that `bridgeFor` requires).
+ */
+async function resolveStep(
+  run: HostRun,
+  ticket: ReleaseTicket | undefined,
+  version: string | undefined,
+  bridgeFor?: string,
+): Promise<ResolvedRelease> {
+  const what = bridgeFor ? `bridge release ${version} (required by ${bridgeFor})` : `release ${version ?? 'latest'}`;
+  if (!ticket) {
+    return run.step('resolve', `resolve ${what}`, (o) => network.resolveRelease.executeWithOptions(o, [{ version }]));
+  }
+  const release = version === undefined ? undefined : ticketRelease(ticket, version);
+  if (!release) {
+    throw ApplicationFailure.nonRetryable(
+      `the rollout's release ticket does not carry ${what}; refusing rather than asking the releases API`,
+      'RouteRefused',
+    );
+  }
+  return run.step('resolve', `${what} from the rollout's ticket (no API call)`, (o) =>
+    network.resolveFromTicket.executeWithOptions(o, [{ release }]),
+  );
+}
+
 /**
  * The hops from `from` to the release: one, or the bridge the release's manifest requires first
  * (resolved and checked the same way). Refuses a source the release (or its bridge) cannot take.
  */
-async function planRoute(run: HostRun, from: string, release: ResolvedRelease): Promise<Hop[]> {
+async function planRoute(
+  run: HostRun,
+  from: string,
+  release: ResolvedRelease,
+  ticket: ReleaseTicket | undefined,
+): Promise<Hop[]> {
   const to = release.version;
   const layout = release.layout;
   if (!layout) return [{ from, to, release, bridge: false }]; // a run recorded before release eras
@@ -131,9 +166,7 @@ async function planRoute(run: HostRun, from: string, release: ResolvedRelease): 
   if ('refused' in direct) throw ApplicationFailure.nonRetryable(direct.refused, 'RouteRefused');
   if (!direct.bridge) return [{ from, to, release, bridge: false }];
   const bridgeVersion = direct.bridge;
-  const bridge = await run.step('resolve', `resolve bridge release ${bridgeVersion} (required by ${to})`, (o) =>
-    network.resolveRelease.executeWithOptions(o, [{ version: bridgeVersion }]),
-  );
+  const bridge = await resolveStep(run, ticket, bridgeVersion, to);
   const first = bridge.layout ? routeTo(from, bridge.layout) : {};
   if ('refused' in first) throw ApplicationFailure.nonRetryable(first.refused, 'RouteRefused');
   if (first.bridge) {

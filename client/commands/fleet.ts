@@ -3,7 +3,7 @@
  * the `defenseclaw-upgrade-fleet` queue), each host upgraded by its own worker.
  *
  *   fleet --hosts a,b,c | --hosts-file FILE [--version X.Y.Z] [--canary N] [--batch N|P%]
- *         [--max-failures N|P%] [--bake S] [--health-timeout S] [--yes]
+ *         [--max-failures N|P%] [--bake S] [--health-timeout S] [--jitter MS] [--yes]
  *   fleet status <id> [--json] [--all]      live table (TTY) or one snapshot
  *   fleet pause|resume|abort <id>           Updates on the running rollout
  *   fleet worker                            the worker that runs fleet workflows (a controller machine)
@@ -139,6 +139,7 @@ export interface FleetFlags {
   bake?: string;
   healthTimeout?: string;
   unreachableTimeout?: string;
+  jitter?: string;
   controller?: string;
   id?: string;
   fleetQueue?: string;
@@ -160,6 +161,17 @@ function limit(value: string, name: string) {
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
+}
+
+/** `--jitter <ms>`: a whole number of milliseconds within FLEET_LIMITS.jitterMs. */
+function jitterMs(value: string | undefined): number {
+  const { min, max, default: dflt } = FLEET_LIMITS.jitterMs;
+  if (value === undefined) return dflt;
+  if (!/^[0-9]{1,9}$/.test(value) || Number(value) < min || Number(value) > max)
+    throw new UsageError(
+      `--jitter must be a whole number of milliseconds from ${min} to ${max}, got ${JSON.stringify(value)}`,
+    );
+  return Number(value);
 }
 
 export function newFleetId(now = new Date()): string {
@@ -200,6 +212,7 @@ export async function fleetInputFromFlags(flags: FleetFlags): Promise<ValidFleet
     unreachableSeconds:
       seconds(flags.unreachableTimeout, '--unreachable-timeout') ?? FLEET_LIMITS.unreachableSeconds.default,
     controller: flags.controller === undefined ? undefined : flag(HostNameSchema, flags.controller, '--controller'),
+    jitterMs: jitterMs(flags.jitter),
     requestedBy: requestedBy(),
   };
   if (input.canary! > hosts.length)
@@ -221,6 +234,7 @@ export function describePlan(input: ValidFleetInput): string {
     `  window:        at most ${batch} host${batch === 1 ? '' : 's'} upgrading at a time`,
     `  failure budget: stop starting hosts after ${budget + 1} failure${budget === 0 ? '' : 's'} (failed hosts roll back)`,
     `  unreachable:   a host whose worker does not answer within ${input.unreachableSeconds} s fails`,
+    `  jitter:        ${input.jitterMs ? `each host starts after its own delay of 0–${input.jitterMs} ms` : 'none'}`,
   ].join('\n');
 }
 
@@ -782,6 +796,11 @@ export function registerFleetCommands(program: Command): void {
       '--unreachable-timeout <seconds>',
       'a host whose worker does not answer within this fails as unreachable',
       String(FLEET_LIMITS.unreachableSeconds.default),
+    )
+    .option(
+      '--jitter <ms>',
+      'spread host starts: each host waits its own delay of 0..ms, a hash of its name',
+      String(FLEET_LIMITS.jitterMs.default),
     )
     .option('--controller <host>', "resolve the release on this host's worker (default: the first canary)")
     .option('--id <fleet-id>', 'the rollout ID (default: fleet-<time>-<random>)')
