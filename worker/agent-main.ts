@@ -147,17 +147,18 @@ async function main(): Promise<void> {
     // The workflows on the agent's queue; this host's activities, alone, on the host's queue. Runs
     // started by an earlier release live on the host's queue: while one is open, the host worker
     // runs workflows too, so that it finishes.
+    // Built side by side: waking for a run waits for the slower of the two, not their sum.
+    const workflowWorker = createWorkflowWorker({
+      connection,
+      namespace: launch.namespace,
+      taskQueue: AGENT_WORKFLOW_QUEUE,
+      identity: `defenseclaw-upgrade-agent:${hostConfig.host}:${process.pid}`,
+    });
+    workflowWorker.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     const legacy = await openRunsOnQueue(server.address, launch.namespace, hostConfig.taskQueue);
     if (legacy) logger.info(`${legacy} run(s) started by an earlier release are open: serving their workflows too`);
-    workers = [
-      await createWorkflowWorker({
-        connection,
-        namespace: launch.namespace,
-        taskQueue: AGENT_WORKFLOW_QUEUE,
-        identity: `defenseclaw-upgrade-agent:${hostConfig.host}:${process.pid}`,
-      }),
-      await createHostWorker({ connection, namespace: launch.namespace, hostConfig, workflows: legacy > 0 }),
-    ];
+    const hostWorker = createHostWorker({ connection, namespace: launch.namespace, hostConfig, workflows: legacy > 0 });
+    workers = await Promise.all([workflowWorker, hostWorker]);
     running = Promise.all(workers.map((w) => w.run())).then(() => undefined);
     running.then(
       () => {
