@@ -358,4 +358,33 @@ describe('a host with a mirror', { concurrency: 1, timeout: 600_000 }, () => {
     );
     assert.equal(await sim.host(tampered).sim.gatewayVersion(), '0.3.0');
   });
+  it('a host worker of an earlier release (no resolveFromTicket) still upgrades: it asks the API itself, and says so', async () => {
+    const old = await FleetSim.create({
+      connection: env.nativeConnection,
+      namespace: ns(),
+      releases,
+      hosts: [{}, { omit: ['resolveFromTicket', 'issueReleaseTicket'] }],
+      concurrency: 2,
+    });
+    try {
+      const [controller, earlier] = old.names as [string, string];
+      releases.resetLog();
+      const r = await rollout(`ticket-old-worker-${process.pid}`, [earlier], { controller });
+      assert.equal(r.hosts[0]?.state, 'healthy', r.hosts[0]?.reason);
+      assert.equal(await old.host(earlier).sim.gatewayVersion(), '0.4.0');
+      // The controller's lookup, then the old host's own: two API requests, not a failed rollout.
+      assert.equal(releases.counts().api, 2, JSON.stringify(releases.counts()));
+      const res = await hostResult(earlier);
+      assert.equal(res.outcome, 'upgraded', res.message);
+      const resolve = res.steps.filter((x) => x.name === 'resolve');
+      const at = resolve.findIndex((x) => x.status === 'skipped');
+      const said = resolve.map((x) => `${x.status}: ${x.detail}`).join('; ');
+      assert.match(resolve[at]?.detail ?? '', /from the rollout's ticket: SKIPPED, this host's worker predates/, said);
+      assert.equal(resolve[at + 1]?.status, 'done', said);
+      assert.match(resolve[at + 1]?.detail ?? '', /^resolve release 0\.4\.0 \(this host's worker predates/, said);
+      assert.match(res.message, /Warning: .*predates release tickets/);
+    } finally {
+      await old.close();
+    }
+  });
 });

@@ -28,6 +28,8 @@ export interface FleetHostSpec extends SimHostOptions {
   wrap?: (a: Activities) => Partial<Activities>;
   /** More of the host's own environment (e.g. DEFENSECLAW_RELEASE_MIRROR). */
   env?: Record<string, string>;
+  /** Activities this host's worker does not register (a worker of an earlier release). */
+  omit?: (keyof Activities)[];
 }
 
 export interface FleetSimOptions {
@@ -129,7 +131,8 @@ async function makeHost(opts: FleetSimOptions, spec: FleetHostSpec, name: string
     async startWorker() {
       if (h.worker && h.worker.getState() === 'RUNNING') return;
       const base = createActivities(config);
-      const activities = spec.wrap ? { ...base, ...spec.wrap(base) } : base;
+      const activities: Partial<Activities> = spec.wrap ? { ...base, ...spec.wrap(base) } : { ...base };
+      for (const name of spec.omit ?? []) delete activities[name];
       const worker = await createHostWorker({
         connection: opts.connection,
         namespace: opts.namespace,
