@@ -28,6 +28,7 @@ import { Worker, type NativeConnectionOptions } from '@temporalio/worker';
 import Table from 'cli-table3';
 import { Command, Option } from 'commander';
 import logUpdate from 'log-update';
+import { createControllerActivities } from '../../activities/notify.js';
 import { ensureAgent } from '../../worker/agent.js';
 import {
   connectWorker,
@@ -725,6 +726,8 @@ export async function runFleetWorker(
       namespace,
       taskQueue,
       identity: `defenseclaw-upgrade-fleet:${os.hostname().split('.')[0]}:${process.pid}`,
+      // The controller's own activities: ring rollout notifications (DEFENSECLAW_UPGRADE_WEBHOOK_URL).
+      activities: createControllerActivities(env),
       ...resolveWorkflowCode(),
       shutdownGraceTime: '5s',
     });

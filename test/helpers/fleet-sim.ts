@@ -26,6 +26,8 @@ export interface FleetHostSpec extends SimHostOptions {
   worker?: boolean;
   /** Replace some of the host's activities (e.g. a slow step). */
   wrap?: (a: Activities) => Partial<Activities>;
+  /** More of the worker's environment (e.g. DEFENSECLAW_UPGRADE_CHECK). */
+  extraEnv?: Record<string, string>;
 }
 
 export interface FleetSimOptions {
@@ -119,7 +121,7 @@ export class FleetSim {
 
 async function makeHost(opts: FleetSimOptions, spec: FleetHostSpec, name: string): Promise<FleetSimHost> {
   const sim = await createSimHost(spec);
-  const config = loadHostConfig({ ...sim.env, ...opts.releases.env(), DEFENSECLAW_HOST: name });
+  const config = loadHostConfig({ ...sim.env, ...opts.releases.env(), DEFENSECLAW_HOST: name, ...spec.extraEnv });
   const h: FleetSimHost = {
     name,
     sim,
