@@ -5,13 +5,21 @@
  * hosts): the window test mostly waits for the clock.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowIdConflictPolicy, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import { WEBHOOK_ENV } from '../activities/notify.js';
+import { UsageError } from '../client/errors.js';
+import { parsePlan } from '../client/rollout-plan.js';
 import { createWorkflowWorker } from '../worker/worker.js';
 import { FLEET_TASK_QUEUE, type FleetResult } from '../workflows/fleet-types.js';
 import type { ringRollout } from '../workflows/rings.js';
@@ -28,6 +36,84 @@ import { startTestEnvironment } from './helpers/temporal.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 
 const TARGET = '0.4.0';
+const run = promisify(execFile);
+const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'client', 'main.js');
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, [MAIN, ...args], {
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: env.address,
+        TEMPORAL_NAMESPACE: env.namespace ?? 'default',
+        NO_COLOR: '1',
+      },
+      timeout: 120_000,
+    });
+    return { code: 0, stdout: r.stdout, stderr: r.stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+describe('rollout plan files', () => {
+  const dir = os.tmpdir();
+  const refused = async (text: string, pattern: RegExp) =>
+    assert.rejects(parsePlan(text, 'plan.yaml', dir), (err: Error) => {
+      assert.ok(err instanceof UsageError, String(err));
+      assert.match(err.message, pattern);
+      assert.ok(!err.message.includes('\n'), 'one line');
+      return true;
+    });
+
+  it('a plan gets its defaults; hostsFile is read relative to the plan', async () => {
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'plan-'));
+    try {
+      await fs.writeFile(path.join(tmp, 'broad.txt'), '# the rest\nweb-1\nweb-2\n');
+      const p = await parsePlan(
+        [
+          'rings:',
+          '  - name: canary',
+          '    hosts: [gw-1]',
+          '    soakSeconds: 600',
+          '  - name: broad',
+          '    hostsFile: broad.txt',
+          '    batch: { percent: 25 }',
+          '    window: { days: [sat, sun], start: "02:00", minutes: 240, timeZone: Europe/Paris }',
+          'pins: { web-2: hold }',
+          'gates: { counters: [connector.errors], operatorCheck: true }',
+        ].join('\n'),
+        'plan.yaml',
+        tmp,
+      );
+      assert.deepEqual(p.rings[1]!.hosts, ['web-1', 'web-2']);
+      assert.deepEqual(p.rings[0]!.batch, { count: 5 });
+      assert.equal(p.gates.subsystems, true);
+      assert.equal(p.catchUpSeconds, 3600);
+      assert.deepEqual(p.pins, { 'web-2': 'hold' });
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
+  });
+
+  it('bad plans are refused in one line that says where', async () => {
+    await refused('rings: [', /plan\.yaml: not valid YAML/);
+    await refused('- a\n- b', /a plan is a mapping/);
+    await refused('rings: []', /rings: .*at least 1|rings: Too small/i);
+    await refused('rings:\n  - name: a\n    hosts: [x]\n  - name: b\n    hosts: [x]', /host x is in ring a and ring b/);
+    await refused('rings:\n  - name: a\n    hosts: [x]\n    url: http://evil', /rings\.0: .*url/i);
+    await refused('rings:\n  - name: a\n    hosts: [x]\npins: { y: hold }', /pinned host y is in no ring/);
+    await refused(
+      'rings:\n  - name: a\n    hosts: [x]\n    window: { days: [mon], start: "22:00", minutes: 60, timeZone: Mars/Base }',
+      /rings\.0\.window\.timeZone: unknown time zone "Mars\/Base"/,
+    );
+    await refused(
+      'rings:\n  - name: a\n    hostsFile: /nonexistent/hosts.txt',
+      /rings\.0\.hostsFile: cannot read the hosts file/,
+    );
+  });
+});
 
 /** The webhook: records every POST; answers 500 once to the event IDs in `failFirst`. */
 interface Receiver {
@@ -300,6 +386,48 @@ describe('ring rollouts', { concurrency: true, timeout: 240_000 }, () => {
     assert.ok(!r.rings[0]!.reason!.includes(sim.host(host).sim.token), 'the gateway token is scrubbed');
     assert.equal(r.rings[0]!.state, 'rolled-back');
     assert.equal(await versionOf(sim, host), '0.3.0');
+  });
+
+  it('the CLI starts a rollout from a plan file and shows its rings; a bad plan exits 2 in one line', async () => {
+    const sim = await fleet([{}], 'l');
+    const [host] = sim.names as [string];
+    const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'plan-'));
+    try {
+      const file = path.join(tmp, 'plan.yaml');
+      await fs.writeFile(file, `rings:\n  - name: solo\n    hosts: [${host}]\n    soakSeconds: 1\n`);
+      const id = `rings-cli-${process.pid}`;
+      const started = await cli([
+        'fleet',
+        'rollout',
+        '--plan',
+        file,
+        '--version',
+        TARGET,
+        '--id',
+        id,
+        '--yes',
+        '--json',
+      ]);
+      assert.equal(started.code, 0, started.stderr);
+      const result = JSON.parse(started.stdout) as RingRolloutResult;
+      assert.equal(result.verdict, 'succeeded');
+      const status = await cli(['fleet', 'rollout', 'status', id]);
+      assert.equal(status.code, 0, status.stderr);
+      assert.match(status.stdout, /solo\s*│\s*passed/);
+      assert.match(status.stdout, /\(succeeded\)/);
+      const json = JSON.parse((await cli(['fleet', 'rollout', 'status', id, '--json'])).stdout) as RingRolloutResult;
+      assert.deepEqual(
+        json.rings.map((r) => [r.name, r.state, r.upgraded]),
+        [['solo', 'passed', 1]],
+      );
+      await fs.writeFile(file, 'rings:\n  - name: Bad Name\n    hosts: [x]\n');
+      const bad = await cli(['fleet', 'rollout', '--plan', file, '--yes']);
+      assert.equal(bad.code, 2);
+      assert.match(bad.stderr, /rings\.0\.name: a ring name/);
+      assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
+    } finally {
+      await fs.rm(tmp, { recursive: true, force: true });
+    }
   });
 
   it('a host whose worker starts only after its ring passed is caught up; the summary says so', async () => {

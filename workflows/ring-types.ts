@@ -12,6 +12,9 @@ import { z } from 'zod';
 import { FLEET_LIMITS, LimitSchema, type FleetHostState } from './fleet-types.js';
 import { HostNameSchema, IdSchema, LIMITS, VersionSchema } from './types.js';
 
+/** The workflow type a rollout plan runs as (on FLEET_TASK_QUEUE). */
+export const WORKFLOW_RINGS = 'ringRollout';
+
 export const RING_LIMITS = {
   rings: 20,
   /** Hosts in all rings together. */

@@ -69,7 +69,6 @@ import {
   type UpgradeResult,
 } from './types.js';
 
-export const WORKFLOW_RINGS = 'ringRollout';
 /** Hosts tried in turn to resolve the release when the first ones' workers do not answer. */
 const RESOLVERS = 5;
 

@@ -75,6 +75,7 @@ import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color, duration } from '../render/format.js';
 import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
+import { registerRolloutCommands } from './rollout.js';
 import { flag, interactiveTerminal, link, requestedBy, seconds } from './shared.js';
 
 // -------------------------------------------------------------------------------------------------
@@ -832,6 +833,7 @@ export function registerFleetCommands(program: Command): void {
         fleetControlCommand('abort', id, flags),
       ),
     );
+  registerRolloutCommands(fleet);
   fleet
     .command('worker')
     .description('run the worker that executes fleet rollouts, in the foreground (on a controller machine)')
