@@ -10,6 +10,7 @@ import * as artifacts from './artifacts.js';
 import * as backup from './backup.js';
 import * as gateway from './gateway.js';
 import * as health from './health.js';
+import * as healthGate from './health-gate.js';
 import * as install from './install.js';
 import * as migrations from './migrations.js';
 import { detectPlatform } from './platform.js';
@@ -80,6 +81,8 @@ export function createActivities(config: HostConfig) {
     restartOpenclaw: () => gateway.restartOpenclaw(config),
     waitHealthy: (input: { version?: string; timeoutSeconds: number; acceptReconnecting?: boolean }) =>
       health.waitHealthy(config, input),
+    /** A ring's promotion gate on this host: /health subsystems and counters, and the operator's check. */
+    readGate: (input: { counters: string[]; operatorCheck: boolean }) => healthGate.readGate(config, input),
     restoreFiles: (input: { backupId: string }) => backup.restoreFiles(config, input),
     restoreGateway: (input: { backupId: string }) => backup.restoreGateway(config, input),
     restoreVenv: (input: { backupId: string; preserveCurrentAs?: string }) => backup.restoreVenv(config, input),

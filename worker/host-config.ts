@@ -66,6 +66,11 @@ export interface HostConfig {
   allowNoCosign: boolean;
   /** Environment for commands run on the host (gateway, python, uv, openclaw): no credentials. */
   commandEnv: Record<string, string>;
+  /**
+   * The operator's own promotion check for ring rollouts (DEFENSECLAW_UPGRADE_CHECK: a JSON array,
+   * program then arguments, run without a shell; exit 0 passes). Never from a workflow input.
+   */
+  operatorCheck?: { argv: string[]; timeoutMs: number };
   /** The GitHub token for API calls; a function so it is never serialized with the config. */
   githubToken: () => string | undefined;
 }
@@ -167,8 +172,34 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
     allowUnsigned: env.DEFENSECLAW_ALLOW_UNSIGNED === '1',
     allowNoCosign: env.DEFENSECLAW_ALLOW_NO_COSIGN === '1',
     commandEnv,
+    operatorCheck: parseOperatorCheck(env.DEFENSECLAW_UPGRADE_CHECK, env.DEFENSECLAW_UPGRADE_CHECK_TIMEOUT_MS),
     githubToken: () => token,
   };
+}
+
+/** DEFENSECLAW_UPGRADE_CHECK: `["/usr/local/bin/check", "--quick"]`; absent or empty: no check. */
+export function parseOperatorCheck(
+  json: string | undefined,
+  timeoutMs: string | undefined,
+): HostConfig['operatorCheck'] {
+  if (json === undefined || json.trim() === '') return undefined;
+  let argv: unknown;
+  try {
+    argv = JSON.parse(json);
+  } catch {
+    throw new Error('DEFENSECLAW_UPGRADE_CHECK must be a JSON array of strings (program, then arguments)');
+  }
+  if (
+    !Array.isArray(argv) ||
+    argv.length === 0 ||
+    argv.length > 64 ||
+    !argv.every((a) => typeof a === 'string' && a.length <= 4096 && !a.includes('\0')) ||
+    !(argv[0] as string).trim()
+  ) {
+    throw new Error('DEFENSECLAW_UPGRADE_CHECK must be a JSON array of strings (program, then arguments)');
+  }
+  const t = positiveInt(timeoutMs, 60_000);
+  return { argv: argv as string[], timeoutMs: Math.min(t, 600_000) };
 }
 
 function positiveInt(v: string | undefined, dflt: number): number {
@@ -200,5 +231,6 @@ export function describeHostConfig(c: HostConfig): Record<string, unknown> {
     allowMissingChecksums: c.allowMissingChecksums,
     allowUnsigned: c.allowUnsigned,
     allowNoCosign: c.allowNoCosign,
+    operatorCheck: c.operatorCheck ? c.operatorCheck.argv[0] : 'none',
   };
 }

@@ -15,6 +15,7 @@ import {
   type WorkerOptions,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
+import { createControllerActivities } from '../activities/notify.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
 import { installCrashGuard, trackActivities, type CrashGuardOptions } from './crash-guard.js';
 import { ensureSearchAttributes } from './dev-server.js';
@@ -162,11 +163,14 @@ export interface WorkflowWorkerOptions {
   workflowBundlePath?: string;
   workflowsPath?: string;
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+  /** The controller's own activities (ring rollout notifications); default createControllerActivities(). */
+  activities?: object;
 }
 
 /**
- * The worker that runs the workflows (upgrade, rollback, backups, fleet) and no activity: the
- * local agent's, or a fleet controller's. Every activity goes to its host's own queue.
+ * The worker that runs the workflows (upgrade, rollback, backups, fleet, rings): the local agent's,
+ * or a fleet controller's. Every host activity goes to its host's own queue; the only activities
+ * here are the controller's own (webhook notifications, configured in this process's environment).
  */
 export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise<Worker> {
   const code = resolveWorkflowCode(opts);
@@ -180,6 +184,7 @@ export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     identity: opts.identity ?? `defenseclaw-upgrade-workflows:${process.pid}`,
+    activities: opts.activities ?? createControllerActivities(),
     ...code,
     ...WORKFLOW_WORKER_TUNING,
     shutdownGraceTime: opts.shutdownGraceTime ?? '5s',

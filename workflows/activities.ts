@@ -8,6 +8,7 @@
  * workers became activity-only) schedules them on the workflow's own queue, as it always did.
  */
 import { proxyActivities, type ActivityInterfaceFor, type ActivityOptions } from '@temporalio/workflow';
+import { taskQueueForHost } from './types.js';
 import type { Activities } from '../activities/index.js';
 
 /**
@@ -78,3 +79,20 @@ export const compensating = routed({
   heartbeatTimeout,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 8 },
 });
+
+/**
+ * Activities sent to one host's own queue from a workflow that runs elsewhere (ring rollouts):
+ * a worker that does not pick one up within `answerSeconds` fails it with a SCHEDULE_TO_START
+ * timeout (see notPickedUp in fleet.ts), so a host without a worker is noticed.
+ */
+export function onHost(
+  host: string,
+  answerSeconds: number,
+  options: Omit<ActivityOptions, 'taskQueue' | 'scheduleToStartTimeout'>,
+): ActivityInterfaceFor<Activities> {
+  return proxyActivities<Activities>({
+    ...options,
+    taskQueue: taskQueueForHost(host),
+    scheduleToStartTimeout: `${Math.max(1, answerSeconds)}s`,
+  });
+}

@@ -5,7 +5,7 @@
  *
  * Pure and deterministic (zod and Temporal definitions only).
  */
-import { defineQuery, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { ReleaseTicketSchema } from './release-ticket.js';
 import { HostNameSchema, IdSchema, LIMITS, VersionSchema, type UpgradeOutcome } from './types.js';
@@ -150,6 +150,8 @@ export const FleetStateSchema = z
     phase: z.enum(FLEET_PHASES),
     version: VersionSchema.optional(),
     paused: z.boolean(),
+    /** A ring rollout's maintenance window is closed: no new host starts (in-flight ones finish). */
+    windowClosed: z.boolean().optional(),
     aborted: z.boolean(),
     cancelInFlight: z.boolean().optional(),
     /** Why no more hosts are started (budget, canary, abort, resolve). */
@@ -168,6 +170,7 @@ export interface FleetState {
   phase: FleetPhase;
   version?: string;
   paused: boolean;
+  windowClosed?: boolean;
   aborted: boolean;
   cancelInFlight?: boolean;
   stopReason?: string;
@@ -297,6 +300,11 @@ export const fleetProgressQuery = defineQuery<FleetProgress>('progress');
 export const pauseUpdate = defineUpdate<FleetControlAnswer, [ControlRequest]>('pause');
 export const resumeUpdate = defineUpdate<FleetControlAnswer, [ControlRequest]>('resume');
 export const abortUpdate = defineUpdate<FleetControlAnswer, [ControlRequest]>('abort');
+/**
+ * Sent by a ring rollout (a workflow cannot send Updates) when its ring's maintenance window
+ * closes or opens: while closed no new host starts. Apart from an operator's pause.
+ */
+export const maintenanceWindowSignal = defineSignal<[{ open: boolean }]>('maintenanceWindow');
 
 export function emptyCounts(): Record<FleetHostState, number> {
   return Object.fromEntries(HOST_STATES.map((s) => [s, 0])) as Record<FleetHostState, number>;

@@ -23,7 +23,6 @@ import {
   ApplicationFailure,
   CancellationScope,
   ChildWorkflowCancellationType,
-  ChildWorkflowFailure,
   ParentClosePolicy,
   TimeoutFailure,
   WorkflowIdReusePolicy,
@@ -42,7 +41,7 @@ import {
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../activities/index.js';
 import { workflowTime } from './clock.js';
-import { failureText, validateInput } from './run.js';
+import { childResultOf, failureText, validateInput } from './run.js';
 import {
   ControlRequestSchema,
   FAILED_STATES,
@@ -51,6 +50,7 @@ import {
   clip,
   countStates,
   fleetProgressQuery,
+  maintenanceWindowSignal,
   pauseUpdate,
   resolveLimit,
   resumeUpdate,
@@ -132,6 +132,10 @@ class Fleet {
     });
     setHandler(abortUpdate, (req) => this.control('abort', req), {
       validator: (req) => this.checkControl('abort', req),
+    });
+    setHandler(maintenanceWindowSignal, (w) => {
+      this.state.windowClosed = w?.open === false ? true : undefined;
+      this.details();
     });
   }
 
@@ -308,7 +312,10 @@ class Fleet {
         workflowInfo().historyLength > HISTORY_SOFT_LIMIT);
     let next = 0;
     while (next < indices.length) {
-      await condition(() => stop() || mustRotate() || (!this.state.paused && this.inFlight.size < this.batch));
+      await condition(
+        () =>
+          stop() || mustRotate() || (!this.state.paused && !this.state.windowClosed && this.inFlight.size < this.batch),
+      );
       if (stop() || mustRotate()) break;
       const i = indices[next++]!;
       if (this.state.hosts[i]!.state === 'waiting') this.launch(i);
@@ -623,7 +630,7 @@ class Fleet {
 
   private details(): void {
     const c = countStates(this.state.hosts);
-    const flags = `${this.state.paused ? ' PAUSED' : ''}${this.state.aborted ? ' ABORTED' : ''}`;
+    const flags = `${this.state.paused ? ' PAUSED' : ''}${this.state.windowClosed ? ' WINDOW CLOSED' : ''}${this.state.aborted ? ' ABORTED' : ''}`;
     setCurrentDetails(
       `fleet ${this.input.fleetId} → ${this.state.version ?? this.input.version ?? 'latest'}: ${this.state.phase}${flags}; ` +
         `${c.healthy} healthy, ${c.upgrading} upgrading, ${c.waiting} waiting, ${this.failures()} failed (budget ${this.maxFailures}), ${c.skipped} skipped`,
@@ -668,7 +675,7 @@ class Fleet {
 }
 
 /** True when an activity timed out waiting for a worker to pick it up (nobody polls the queue). */
-function notPickedUp(err: unknown): boolean {
+export function notPickedUp(err: unknown): boolean {
   return (
     err instanceof ActivityFailure &&
     err.cause instanceof TimeoutFailure &&
@@ -678,8 +685,5 @@ function notPickedUp(err: unknown): boolean {
 
 /** The UpgradeResult a failed child attached to its failure (see HostRun.finish). */
 function resultOf(err: unknown): UpgradeResult | undefined {
-  if (!(err instanceof ChildWorkflowFailure)) return undefined;
-  const cause = err.cause;
-  if (cause instanceof ApplicationFailure && cause.details?.[0]) return cause.details[0] as UpgradeResult;
-  return undefined;
+  return childResultOf<UpgradeResult>(err);
 }

@@ -3,3 +3,7 @@ export { upgradeHost } from './upgrade.js';
 export { rollbackHost } from './rollback.js';
 export { hostBackups } from './host-info.js';
 export { fleetRollout } from './fleet.js';
+export { ringRollout } from './rings.js';
+export { probeRing } from './ring-probe.js';
+export { soakRing } from './ring-soak.js';
+export { catchUpHosts } from './catch-up.js';

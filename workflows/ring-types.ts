@@ -9,8 +9,11 @@
  */
 import { defineQuery } from '@temporalio/workflow';
 import { z } from 'zod';
-import { LimitSchema } from './fleet-types.js';
-import { HostNameSchema, IdSchema, VersionSchema } from './types.js';
+import { FLEET_LIMITS, LimitSchema, type FleetHostState } from './fleet-types.js';
+import { HostNameSchema, IdSchema, LIMITS, VersionSchema } from './types.js';
+
+/** The workflow type a rollout plan runs as (on FLEET_TASK_QUEUE). */
+export const WORKFLOW_RINGS = 'ringRollout';
 
 export const RING_LIMITS = {
   rings: 20,
@@ -24,6 +27,13 @@ export const RING_LIMITS = {
   /** Counters watched during a soak. */
   counters: 20,
 } as const;
+
+/** Seconds a host's worker has to pick up work before the host counts as late / unreachable. */
+export const UnreachableSecondsSchema = z
+  .number()
+  .int()
+  .min(FLEET_LIMITS.unreachableSeconds.min)
+  .max(FLEET_LIMITS.unreachableSeconds.max);
 
 export const RingNameSchema = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,39}$/, 'a ring name (a-z, 0-9, _ and -)');
 
@@ -113,6 +123,15 @@ export const RolloutPlanSchema = z
       .min(RING_LIMITS.jitterMs.min)
       .max(RING_LIMITS.jitterMs.max)
       .default(RING_LIMITS.jitterMs.default),
+    /** A host whose worker does not answer within this is late (it does not hold its ring). */
+    unreachableSeconds: UnreachableSecondsSchema.default(FLEET_LIMITS.unreachableSeconds.default),
+    /** Seconds each host waits for its gateway's health after the swap. */
+    healthTimeoutSeconds: z
+      .number()
+      .int()
+      .min(LIMITS.healthTimeoutSeconds.min)
+      .max(LIMITS.healthTimeoutSeconds.max)
+      .default(LIMITS.healthTimeoutSeconds.default),
   })
   .strict()
   .superRefine((plan, ctx) => {
@@ -210,4 +229,96 @@ export interface RolloutEvent {
   opensAt?: string;
 }
 
-export const ringProgressQuery = defineQuery<unknown>('ringProgress');
+/** Why a host of a ring was not upgraded by it, or how it ended. */
+export const RING_HOST_STATES = [
+  'pending',
+  /** `hold` pin (host or ring). */
+  'held',
+  /** Pinned to a version lower than the target: left alone (see README, "Pinning"). */
+  'pinned',
+  /** Already on the target or newer (never downgraded). */
+  'current',
+  /** Its worker did not answer: handed to the catch-up. */
+  'late',
+  'caught-up',
+  /** Its catch-up deadline passed, or the rollout halted first. */
+  'never-caught-up',
+  /** The fleetRollout of its ring reports the rest (healthy, failed, rolled-back, skipped …). */
+  'ring',
+  /** Rolled back because its ring's gate failed. */
+  'ring-rolled-back',
+] as const;
+export type RingHostState = (typeof RING_HOST_STATES)[number];
+
+/** One host as the ring rollout reports it (only hosts the ring did not simply run are listed). */
+export interface RingHostNote {
+  host: string;
+  state: RingHostState | FleetHostState;
+  /** Installed version when probed. */
+  installed?: string;
+  pin?: Pin;
+  reason?: string;
+}
+
+export interface RingReport {
+  name: string;
+  state: RingState;
+  hosts: number;
+  /** Hosts handed to the ring's fleetRollout, and how they ended (counts by fleet host state). */
+  upgraded: number;
+  failed: number;
+  /** Resolved failure budget of the ring. */
+  budget: number;
+  held: string[];
+  pinned: string[];
+  current: string[];
+  late: string[];
+  /** The fleetRollout child(ren) of this ring. */
+  fleetIds: string[];
+  window?: MaintenanceWindow;
+  /** When the window opens next (epoch ms), while waiting for it. */
+  opensAt?: number;
+  soakEndsAt?: number;
+  startedAt?: number;
+  endedAt?: number;
+  /** One line: why it halted, or how it ended. */
+  reason?: string;
+}
+
+export interface LateHostReport {
+  host: string;
+  ring: string;
+  state: 'waiting' | 'caught-up' | 'never-caught-up' | 'failed';
+  deadline: number;
+  reason?: string;
+}
+
+/** What the `ringProgress` query answers. */
+export interface RingProgress {
+  rolloutId: string;
+  /** The resolved target (absent until resolved). */
+  version?: string;
+  requestedVersion?: string;
+  channel?: 'stable' | 'latest';
+  phase: 'resolve' | 'rings' | 'catch-up' | 'finished';
+  /** The ring being worked on (index into rings). */
+  current?: number;
+  rings: RingReport[];
+  late: LateHostReport[];
+  verdict?: RolloutVerdict;
+  message?: string;
+  startedAt: number;
+  endedAt?: number;
+  historyLength: number;
+}
+
+/** The result of ringRollout (also what the channel schedule reads). */
+export interface RingRolloutResult extends RingProgress {
+  rolloutId: string;
+  version: string;
+  verdict: RolloutVerdict;
+  message: string;
+  ok: boolean;
+}
+
+export const ringProgressQuery = defineQuery<RingProgress>('ringProgress');

@@ -244,4 +244,12 @@ export function validateInput<S extends z.ZodType>(schema: S, raw: unknown): z.o
   }
 }
 
+/** The result a failed child workflow attached to its failure (its first detail), if any. */
+export function childResultOf<T>(err: unknown): T | undefined {
+  if (!(err instanceof ChildWorkflowFailure)) return undefined;
+  const cause = err.cause;
+  if (cause instanceof ApplicationFailure && cause.details?.[0]) return cause.details[0] as T;
+  return undefined;
+}
+
 export { isCancellation };

@@ -28,6 +28,7 @@ import { Worker, type NativeConnectionOptions } from '@temporalio/worker';
 import Table from 'cli-table3';
 import { Command, Option } from 'commander';
 import logUpdate from 'log-update';
+import { createControllerActivities } from '../../activities/notify.js';
 import { ensureAgent } from '../../worker/agent.js';
 import {
   connectWorker,
@@ -74,6 +75,7 @@ import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color, duration } from '../render/format.js';
 import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
+import { registerRolloutCommands } from './rollout.js';
 import { flag, interactiveTerminal, link, requestedBy, seconds } from './shared.js';
 
 // -------------------------------------------------------------------------------------------------
@@ -739,6 +741,8 @@ export async function runFleetWorker(
       namespace,
       taskQueue,
       identity: `defenseclaw-upgrade-fleet:${os.hostname().split('.')[0]}:${process.pid}`,
+      // The controller's own activities: ring rollout notifications (DEFENSECLAW_UPGRADE_WEBHOOK_URL).
+      activities: createControllerActivities(env),
       ...resolveWorkflowCode(),
       shutdownGraceTime: '5s',
     });
@@ -848,6 +852,7 @@ export function registerFleetCommands(program: Command): void {
         fleetControlCommand('abort', id, flags),
       ),
     );
+  registerRolloutCommands(fleet);
   fleet
     .command('worker')
     .description('run the worker that executes fleet rollouts, in the foreground (on a controller machine)')
