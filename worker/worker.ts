@@ -162,11 +162,14 @@ export interface WorkflowWorkerOptions {
   workflowBundlePath?: string;
   workflowsPath?: string;
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+  /** The controller's own activities (createControllerActivities), for a fleet controller. */
+  activities?: object;
 }
 
 /**
- * The worker that runs the workflows (upgrade, rollback, backups, fleet) and no activity: the
- * local agent's, or a fleet controller's. Every activity goes to its host's own queue.
+ * The worker that runs the workflows (upgrade, rollback, backups, fleet, channel checks): the
+ * local agent's, or a fleet controller's. Every host activity goes to its host's own queue; a
+ * controller also runs its own few (resolving a release channel, a schedule's memory).
  */
 export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise<Worker> {
   const code = resolveWorkflowCode(opts);
@@ -181,6 +184,7 @@ export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise
     taskQueue: opts.taskQueue,
     identity: opts.identity ?? `defenseclaw-upgrade-workflows:${process.pid}`,
     ...code,
+    ...(opts.activities ? { activities: opts.activities } : {}),
     ...WORKFLOW_WORKER_TUNING,
     shutdownGraceTime: opts.shutdownGraceTime ?? '5s',
   });

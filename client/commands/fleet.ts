@@ -28,7 +28,9 @@ import { Worker, type NativeConnectionOptions } from '@temporalio/worker';
 import Table from 'cli-table3';
 import { Command, Option } from 'commander';
 import logUpdate from 'log-update';
+import { createControllerActivities } from '../../activities/controller.js';
 import { ensureAgent } from '../../worker/agent.js';
+import { loadHostConfig } from '../../worker/host-config.js';
 import {
   connectWorker,
   installRuntime,
@@ -74,6 +76,7 @@ import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color, duration } from '../render/format.js';
 import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
+import { registerScheduleCommands } from './schedule.js';
 import { flag, interactiveTerminal, link, requestedBy, seconds } from './shared.js';
 
 // -------------------------------------------------------------------------------------------------
@@ -717,6 +720,8 @@ export async function runFleetWorker(
     namespace = agent.namespace ?? 'default';
   }
   const taskQueue = opts.taskQueue ?? FLEET_TASK_QUEUE;
+  // The controller's own activities (channel checks) trust only this machine's configuration.
+  const activities = createControllerActivities(loadHostConfig(env));
   const connection = await connectWorker(options);
   let worker: Worker;
   try {
@@ -726,6 +731,7 @@ export async function runFleetWorker(
       taskQueue,
       identity: `defenseclaw-upgrade-fleet:${os.hostname().split('.')[0]}:${process.pid}`,
       ...resolveWorkflowCode(),
+      activities,
       shutdownGraceTime: '5s',
     });
   } catch (err) {
@@ -829,6 +835,7 @@ export function registerFleetCommands(program: Command): void {
         fleetControlCommand('abort', id, flags),
       ),
     );
+  registerScheduleCommands(fleet);
   fleet
     .command('worker')
     .description('run the worker that executes fleet rollouts, in the foreground (on a controller machine)')
