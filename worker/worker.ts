@@ -162,7 +162,7 @@ export interface WorkflowWorkerOptions {
   workflowBundlePath?: string;
   workflowsPath?: string;
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
-  /** The controller's own activities (createControllerActivities), for a fleet controller. */
+  /** The controller's own activities (createChannelActivities), for a fleet controller. */
   activities?: object;
 }
 

@@ -20,7 +20,7 @@ import {
   startChild,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { ControllerActivities } from '../activities/controller.js';
+import type { ChannelActivities } from '../activities/channel-activities.js';
 import {
   CheckChannelInputSchema,
   WORKFLOW_RING_ROLLOUT,
@@ -33,7 +33,7 @@ import { workflowTime } from './clock.js';
 import type { RingRolloutInput } from './ring-types.js';
 import { validateInput } from './run.js';
 
-const controller = proxyActivities<ControllerActivities>({
+const controller = proxyActivities<ChannelActivities>({
   startToCloseTimeout: '3m',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 4 },
 });

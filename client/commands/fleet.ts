@@ -7,6 +7,7 @@
  *   fleet status <id> [--json] [--all]      live table (TTY) or one snapshot
  *   fleet pause|resume|abort <id>           Updates on the running rollout
  *   fleet worker                            the worker that runs fleet workflows (a controller machine)
+ *   fleet schedule …                        a release channel on a schedule (schedule.ts)
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -28,7 +29,7 @@ import { Worker, type NativeConnectionOptions } from '@temporalio/worker';
 import Table from 'cli-table3';
 import { Command, Option } from 'commander';
 import logUpdate from 'log-update';
-import { createControllerActivities } from '../../activities/controller.js';
+import { createChannelActivities } from '../../activities/channel-activities.js';
 import { ensureAgent } from '../../worker/agent.js';
 import { loadHostConfig } from '../../worker/host-config.js';
 import {
@@ -721,7 +722,7 @@ export async function runFleetWorker(
   }
   const taskQueue = opts.taskQueue ?? FLEET_TASK_QUEUE;
   // The controller's own activities (channel checks) trust only this machine's configuration.
-  const activities = createControllerActivities(loadHostConfig(env));
+  const activities = createChannelActivities(loadHostConfig(env));
   const connection = await connectWorker(options);
   let worker: Worker;
   try {

@@ -11,7 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../activities/index.js';
-import { createControllerActivities } from '../../activities/controller.js';
+import { createChannelActivities } from '../../activities/channel-activities.js';
 import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
 import { createHostWorker, createWorkflowWorker } from '../../worker/worker.js';
 import { FLEET_TASK_QUEUE } from '../../workflows/fleet-types.js';
@@ -95,7 +95,7 @@ export class Harness {
         namespace: this.env.namespace ?? 'default',
         taskQueue: this.workflowQueue,
         shutdownGraceTime: '1s',
-        activities: createControllerActivities(config),
+        activities: createChannelActivities(config),
       });
       const running = worker.run();
       running.catch(() => undefined);

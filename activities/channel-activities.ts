@@ -1,5 +1,5 @@
 /**
- * createControllerActivities(config): the few side effects that run on the controller itself (the
+ * createChannelActivities(config): the side effects of a channel schedule that run on the controller itself (the
  * `fleet worker`, on the fleet queue), not on a host: resolving a release channel, and reading and
  * writing a channel schedule's memory through the worker's Temporal client. `config` is the
  * controller's own configuration (its release source, read at start like a host's).
@@ -9,7 +9,7 @@ import type { PreviousRollout } from '../workflows/channel-types.js';
 import * as channel from './channel.js';
 import * as scheduleState from './schedule-state.js';
 
-export function createControllerActivities(config: HostConfig) {
+export function createChannelActivities(config: HostConfig) {
   return {
     resolveChannel: (input: { channel: 'stable' | 'latest' }) => channel.resolveChannel(config, input),
     previousRollout: (input: { scheduleId: string }) => scheduleState.previousRollout(input),
@@ -18,4 +18,4 @@ export function createControllerActivities(config: HostConfig) {
   };
 }
 
-export type ControllerActivities = ReturnType<typeof createControllerActivities>;
+export type ChannelActivities = ReturnType<typeof createChannelActivities>;
