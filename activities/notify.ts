@@ -100,10 +100,10 @@ export async function notifyRollout(env: NodeJS.ProcessEnv, raw: unknown): Promi
 }
 
 /** The activities of a controller (the fleet queue's worker): only notifications. */
-export function createControllerActivities(env: NodeJS.ProcessEnv = process.env) {
+export function createNotifyActivities(env: NodeJS.ProcessEnv = process.env) {
   return {
     notifyRollout: (event: RolloutEvent) => notifyRollout(env, event),
   };
 }
 
-export type ControllerActivities = ReturnType<typeof createControllerActivities>;
+export type NotifyActivities = ReturnType<typeof createNotifyActivities>;

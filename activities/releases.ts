@@ -151,7 +151,19 @@ export async function resolveRelease(config: HostConfig, rawInput: unknown): Pro
 
 /** The releases API's answer for a version (or the latest), parsed: the one API call of a resolve. */
 export async function fetchRelease(config: HostConfig, version?: string): Promise<ResolvedRelease> {
-  const url = apiUrl(config, version);
+  const json = await apiGetJson(
+    config,
+    apiUrl(config, version),
+    version ? `release ${version} not found in ${config.releases.repo}` : `no release found in ${config.releases.repo}`,
+  );
+  return parseRelease(json, version);
+}
+
+/**
+ * One GET of the releases API (token attached, short rate limits waited out), parsed as JSON.
+ * A 404 is refused with `notFound`; any other status but 200 is a retryable error.
+ */
+export async function apiGetJson(config: HostConfig, url: string, notFound: string): Promise<unknown> {
   const token = config.githubToken();
   const headers: Record<string, string> = {
     accept: 'application/vnd.github+json',
@@ -186,12 +198,7 @@ export async function fetchRelease(config: HostConfig, version?: string): Promis
     }
     if (res.status === 404) {
       await res.body.dump();
-      throw refuse(
-        FailureType.NotFound,
-        version
-          ? `release ${version} not found in ${config.releases.repo}`
-          : `no release found in ${config.releases.repo}`,
-      );
+      throw refuse(FailureType.NotFound, notFound);
     }
     if (res.status === 401) {
       await res.body.dump();
@@ -204,7 +211,7 @@ export async function fetchRelease(config: HostConfig, version?: string): Promis
       await res.body.dump();
       throw new Error(`release API answered HTTP ${res.status} for ${config.releases.repo}`);
     }
-    return parseRelease(await readJson(res.body), version);
+    return readJson(res.body);
   }
 }
 
@@ -246,27 +253,42 @@ export async function headAsset(
 }
 
 /** Fetches a small asset whole (never with the API token), with its SHA-256. */
-async function fetchSmallAsset(config: HostConfig, version: string, name: string) {
-  const url = assetUrl(config, version, name);
+function fetchSmallAsset(config: HostConfig, version: string, name: string) {
+  return fetchSmallFile(config, assetUrl(config, version, name), {
+    label: `${name} of release ${version}`,
+    allowedHosts: config.releases.allowedHosts,
+  });
+}
+
+/**
+ * Fetches a small file whole (never with the API token): at most `maxBytes` (default 1 MiB),
+ * from `allowedHosts` only, with its SHA-256. A 404 is refused (NotFound), other statuses retried.
+ */
+export async function fetchSmallFile(
+  config: HostConfig,
+  url: string,
+  opts: { label: string; allowedHosts: string[]; maxBytes?: number },
+) {
+  const max = opts.maxBytes ?? MAX_SMALL_ASSET;
   let res;
   try {
-    res = await httpRequest(config, url, { allowedHosts: config.releases.allowedHosts, signal: cancellationSignal() });
+    res = await httpRequest(config, url, { allowedHosts: opts.allowedHosts, signal: cancellationSignal() });
   } catch (err) {
     if ((err as { type?: string }).type) throw err;
-    throw new Error(`fetching ${name} failed: ${describeHttpError(err, url)}`);
+    throw new Error(`fetching ${opts.label} failed: ${describeHttpError(err, url)}`);
   }
   if (res.status !== 200) {
     await res.body.dump();
-    if (res.status === 404) throw refuse(FailureType.NotFound, `${name} of release ${version} is missing (HTTP 404)`);
-    throw new Error(`fetching ${name} answered HTTP ${res.status}`);
+    if (res.status === 404) throw refuse(FailureType.NotFound, `${opts.label} is missing (HTTP 404)`);
+    throw new Error(`fetching ${opts.label} answered HTTP ${res.status}`);
   }
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const c of res.body as AsyncIterable<Buffer>) {
     size += c.length;
-    if (size > MAX_SMALL_ASSET) {
+    if (size > max) {
       res.body.destroy();
-      throw refuse(FailureType.TooLarge, `${name} of release ${version} is larger than ${MAX_SMALL_ASSET} bytes`);
+      throw refuse(FailureType.TooLarge, `${opts.label} is larger than ${max} bytes`);
     }
     chunks.push(c);
   }

@@ -26,7 +26,7 @@ const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder na
 const VerifySignatureInput = z.object({ version: VersionSchema, stagingId: STAGING_ID, signed: z.boolean() }).strict();
 
 /** A certificate as cosign writes it: PEM, or (older cosign) the PEM base64-encoded once more. */
-export function readCertificate(text: string): X509Certificate {
+export function readCertificate(text: string, label = 'checksums.txt.pem'): X509Certificate {
   let pem = text;
   if (!pem.includes('-----BEGIN CERTIFICATE-----')) {
     pem = Buffer.from(text.replace(/\s+/g, ''), 'base64').toString('utf8');
@@ -34,7 +34,7 @@ export function readCertificate(text: string): X509Certificate {
   try {
     return new X509Certificate(pem);
   } catch {
-    throw refuse(FailureType.SignatureInvalid, 'checksums.txt.pem is not a certificate');
+    throw refuse(FailureType.SignatureInvalid, `${label} is not a certificate`);
   }
 }
 
@@ -80,13 +80,13 @@ function derLength(b: Buffer, i: number): [number, number] {
 }
 
 /** Refuses a certificate that is not this repository's release workflow, or not from GitHub Actions. */
-export function checkIdentity(cert: X509Certificate, accepted: string[]): string {
+export function checkIdentity(cert: X509Certificate, accepted: string[], signed = 'checksums.txt'): string {
   const ids = certificateIdentities(cert);
   const match = ids.find((id) => accepted.includes(id));
   if (!match) {
     throw refuse(
       FailureType.SignatureIdentity,
-      `checksums.txt is signed by ${ids[0] ? JSON.stringify(ids[0].slice(0, 160)) : 'an unnamed identity'}, not by this repository's release workflow (${accepted[0]}); refusing the release`,
+      `${signed} is signed by ${ids[0] ? JSON.stringify(ids[0].slice(0, 160)) : 'an unnamed identity'}, not by this repository's release workflow (${accepted[0]}); refusing ${signed === 'checksums.txt' ? 'the release' : 'it'}`,
     );
   }
   const issuer = certificateIssuer(cert);
@@ -97,6 +97,15 @@ export function checkIdentity(cert: X509Certificate, accepted: string[]): string
     );
   }
   return match;
+}
+
+/** Whether a base64 signature (cosign's `.sig`, a bundle's `base64Signature`) of `data` verifies against the certificate's key. */
+export function signatureVerifies(data: Buffer, signatureB64: string, cert: X509Certificate): boolean {
+  try {
+    return verifySig('sha256', data, cert.publicKey, Buffer.from(signatureB64.replace(/\s+/g, ''), 'base64'));
+  } catch {
+    return false;
+  }
 }
 
 /**
@@ -124,13 +133,7 @@ export async function verifySignature(config: HostConfig, rawInput: unknown): Pr
   const accepted = acceptedIdentities(config.releases.repo, input.version).slice(0, strict ? 1 : undefined);
   const cert = readCertificate(await fs.readFile(files.pem, 'utf8'));
   const identity = checkIdentity(cert, accepted);
-  const signature = Buffer.from((await fs.readFile(files.sig, 'utf8')).replace(/\s+/g, ''), 'base64');
-  let ok = false;
-  try {
-    ok = verifySig('sha256', await fs.readFile(files.sums), cert.publicKey, signature);
-  } catch {
-    ok = false;
-  }
+  const ok = signatureVerifies(await fs.readFile(files.sums), await fs.readFile(files.sig, 'utf8'), cert);
   if (!ok) {
     throw refuse(FailureType.SignatureInvalid, "checksums.txt's signature does not verify against its certificate");
   }

@@ -12,6 +12,8 @@ import { parseHostName, parseWith, taskQueueForHost, TASK_QUEUE_PREFIX } from '.
 
 export const GITHUB_API = 'https://api.github.com';
 export const GITHUB_WEB = 'https://github.com';
+/** Where GitHub serves a branch's files (the signed stable channel, on branch release-channel). */
+export const GITHUB_RAW = 'https://raw.githubusercontent.com';
 export const DEFAULT_REPO = 'cisco-ai-defense/defenseclaw';
 /** Hosts that GitHub redirects release downloads to. */
 export const GITHUB_DOWNLOAD_HOSTS = [
@@ -36,6 +38,8 @@ export interface ReleaseSource {
    * is still asked when no rollout ticket names the release); each file is verified as before.
    */
   mirror?: string;
+  /** Base of a branch's raw files: `${channelBase}/${repo}/${commit}/stable.txt` (the stable channel). */
+  channelBase: string;
 }
 
 export interface HostConfig {
@@ -127,6 +131,11 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
     'download URL',
   );
   const repo = parseWith(Repo, overrides.repo ?? env.DEFENSECLAW_REPO ?? DEFAULT_REPO, 'repository');
+  const channelBase = parseWith(
+    HttpUrl,
+    env.DEFENSECLAW_CHANNEL_URL ?? (customSource ? downloadBase : GITHUB_RAW),
+    'channel URL',
+  );
   const allowedList =
     overrides.allowedHosts ??
     (env.DEFENSECLAW_ALLOWED_DOWNLOAD_HOSTS
@@ -162,7 +171,7 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
     dataDir,
     binDir,
     openclawHome,
-    releases: { apiBase, downloadBase, repo, allowedHosts, ...(mirror ? { mirror } : {}) },
+    releases: { apiBase, downloadBase, repo, allowedHosts, channelBase, ...(mirror ? { mirror } : {}) },
     http: {
       requestTimeoutMs: positiveInt(env.DEFENSECLAW_HTTP_TIMEOUT_MS, 30_000),
       maxRedirects: 5,

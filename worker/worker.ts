@@ -15,7 +15,7 @@ import {
   type WorkerOptions,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
-import { createControllerActivities } from '../activities/notify.js';
+import { createControllerActivities } from '../activities/controller.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
 import { installCrashGuard, trackActivities, type CrashGuardOptions } from './crash-guard.js';
 import { ensureSearchAttributes } from './dev-server.js';
@@ -163,14 +163,15 @@ export interface WorkflowWorkerOptions {
   workflowBundlePath?: string;
   workflowsPath?: string;
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
-  /** The controller's own activities (ring rollout notifications); default createControllerActivities(). */
+  /** The controller's own activities (ring rollout notifications, channel checks); default createControllerActivities(). */
   activities?: object;
 }
 
 /**
- * The worker that runs the workflows (upgrade, rollback, backups, fleet, rings): the local agent's,
- * or a fleet controller's. Every host activity goes to its host's own queue; the only activities
- * here are the controller's own (webhook notifications, configured in this process's environment).
+ * The worker that runs the workflows (upgrade, rollback, backups, fleet, rings, channel checks):
+ * the local agent's, or a fleet controller's. Every host activity goes to its host's own queue; the
+ * only activities here are the controller's own (webhook notifications, resolving a release
+ * channel, a schedule's memory), configured in this process's environment.
  */
 export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise<Worker> {
   const code = resolveWorkflowCode(opts);
@@ -186,6 +187,7 @@ export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise
     identity: opts.identity ?? `defenseclaw-upgrade-workflows:${process.pid}`,
     activities: opts.activities ?? createControllerActivities(),
     ...code,
+    ...(opts.activities ? { activities: opts.activities } : {}),
     ...WORKFLOW_WORKER_TUNING,
     shutdownGraceTime: opts.shutdownGraceTime ?? '5s',
   });

@@ -7,3 +7,4 @@ export { ringRollout } from './rings.js';
 export { probeRing } from './ring-probe.js';
 export { soakRing } from './ring-soak.js';
 export { catchUpHosts } from './catch-up.js';
+export { checkChannel } from './channel.js';

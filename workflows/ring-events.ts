@@ -8,7 +8,7 @@
  * ring or host from 1): the same on every retry and on replay, so a receiver keeps the first.
  */
 import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { ControllerActivities } from '../activities/notify.js';
+import type { NotifyActivities } from '../activities/notify.js';
 import { workflowTime } from './clock.js';
 import type { RolloutEvent, RolloutEventKind, RolloutVerdict } from './ring-types.js';
 
@@ -24,7 +24,7 @@ export interface EventFields {
 export class RolloutEvents {
   private readonly pending = new Set<Promise<void>>();
   private readonly counts = new Map<string, number>();
-  private readonly acts = proxyActivities<ControllerActivities>({
+  private readonly acts = proxyActivities<NotifyActivities>({
     taskQueue: workflowInfo().taskQueue,
     startToCloseTimeout: '30s',
     retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },

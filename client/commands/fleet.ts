@@ -7,6 +7,7 @@
  *   fleet status <id> [--json] [--all]      live table (TTY) or one snapshot
  *   fleet pause|resume|abort <id>           Updates on the running rollout
  *   fleet worker                            the worker that runs fleet workflows (a controller machine)
+ *   fleet schedule …                        a release channel on a schedule (schedule.ts)
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -28,7 +29,7 @@ import { Worker, type NativeConnectionOptions } from '@temporalio/worker';
 import Table from 'cli-table3';
 import { Command, Option } from 'commander';
 import logUpdate from 'log-update';
-import { createControllerActivities } from '../../activities/notify.js';
+import { createControllerActivities } from '../../activities/controller.js';
 import { ensureAgent } from '../../worker/agent.js';
 import {
   connectWorker,
@@ -76,6 +77,7 @@ import { color, duration } from '../render/format.js';
 import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
 import { registerRolloutCommands } from './rollout.js';
+import { registerScheduleCommands } from './schedule.js';
 import { flag, interactiveTerminal, link, requestedBy, seconds } from './shared.js';
 
 // -------------------------------------------------------------------------------------------------
@@ -741,7 +743,8 @@ export async function runFleetWorker(
       namespace,
       taskQueue,
       identity: `defenseclaw-upgrade-fleet:${os.hostname().split('.')[0]}:${process.pid}`,
-      // The controller's own activities: ring rollout notifications (DEFENSECLAW_UPGRADE_WEBHOOK_URL).
+      // The controller's own activities (ring rollout notifications to DEFENSECLAW_UPGRADE_WEBHOOK_URL,
+      // channel checks): they trust only this machine's configuration.
       activities: createControllerActivities(env),
       ...resolveWorkflowCode(),
       shutdownGraceTime: '5s',
@@ -853,6 +856,7 @@ export function registerFleetCommands(program: Command): void {
       ),
     );
   registerRolloutCommands(fleet);
+  registerScheduleCommands(fleet);
   fleet
     .command('worker')
     .description('run the worker that executes fleet rollouts, in the foreground (on a controller machine)')

@@ -11,6 +11,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../activities/index.js';
+import { createControllerActivities } from '../../activities/controller.js';
 import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
 import { createHostWorker, createWorkflowWorker } from '../../worker/worker.js';
 import { FLEET_TASK_QUEUE } from '../../workflows/fleet-types.js';
@@ -76,14 +77,25 @@ export class Harness {
   /** Where the workflows run: the controller's queue. */
   readonly workflowQueue = FLEET_TASK_QUEUE;
 
-  /** Starts (once) the controller's workflow worker; a test that runs fleets too needs no other on this queue. */
-  ensureController(): Promise<unknown> {
+  /**
+   * Starts (once) the controller's workflow worker, with the controller's own activities configured
+   * from the release server's environment plus `extraEnv` (the first call's); a test that runs
+   * fleets too needs no other on this queue.
+   */
+  ensureController(extraEnv: Record<string, string> = {}): Promise<unknown> {
     this.controller ??= (async () => {
+      const config = loadHostConfig({
+        HOME: process.env.HOME,
+        ...this.releases.env(),
+        DEFENSECLAW_HOST: 'controller',
+        ...extraEnv,
+      });
       const worker = await createWorkflowWorker({
         connection: this.env.nativeConnection,
         namespace: this.env.namespace ?? 'default',
         taskQueue: this.workflowQueue,
         shutdownGraceTime: '1s',
+        activities: createControllerActivities(process.env, config),
       });
       const running = worker.run();
       running.catch(() => undefined);
