@@ -29,7 +29,9 @@ import {
   clearSkip,
   decideCheck,
   recordRollout,
+  rolloutIdFor,
   type ChannelState,
+  type CheckChannelResult,
   type PreviousRollout,
 } from '../workflows/channel-types.js';
 import { RolloutPlanSchema } from '../workflows/ring-types.js';
@@ -341,5 +343,108 @@ describe('fleet schedule on a real Temporal dev server', () => {
     assert.equal(state.skipped[0]!.clearedBy, 'alice@ops');
     assert.equal((await clearChannelSkip(client, 'clear', '0.8.9', 'bob', undefined)).cleared, false);
     await controlChannelSchedule(client, 'delete', 'clear', 'test');
+  });
+});
+
+// -------------------------------------------------------------------------------------------------
+// End to end: the real ringRollout on simulated hosts, started by the schedule's checks
+
+const BAD_040 = { gateway: { '0.4.0': { health: 'starting' as const } } };
+const SLOW_040 = { gateway: { '0.4.0': { healthDelayMs: 8000 } } };
+
+describe('a channel schedule rolls out through real ring rollouts', { timeout: 600_000 }, () => {
+  let h: Harness;
+  before(async () => {
+    h = await Harness.start({ versions: ['0.3.0', '0.3.1'] });
+    await h.ensureController();
+  });
+  after(async () => {
+    await h?.close();
+  });
+
+  /** The schedule's rollout's end: its verdict and version (a halted rollout fails with its result). */
+  async function rolloutEnd(id: string): Promise<{ verdict: string; version: string }> {
+    const handle = h.client.workflow.getHandle(rolloutIdFor(id));
+    try {
+      return (await handle.result()) as { verdict: string; version: string };
+    } catch (err) {
+      const cause = (err as { cause?: { details?: unknown[] } }).cause;
+      if (cause?.details?.[0]) return cause.details[0] as { verdict: string; version: string };
+      throw err;
+    }
+  }
+  async function check(id: string): Promise<CheckChannelResult> {
+    const t = await triggerChannelSchedule(h.client, id);
+    assert.ok(t.triggered && t.result, JSON.stringify(t));
+    return t.result;
+  }
+
+  it('picks up a new release, skips a version that failed its canary ring until clear-skip, and never runs two rollouts', async () => {
+    const canary = await h.host({ version: '0.3.0' });
+    const rest = await h.host({ version: '0.3.0' });
+    const plan = RolloutPlanSchema.parse({
+      rings: [
+        { name: 'canary', hosts: [canary.name] },
+        { name: 'rest', hosts: [rest.name] },
+      ],
+    });
+    await createChannelSchedule(h.client, {
+      plan,
+      channel: 'latest',
+      everySeconds: 3600,
+      scheduleId: 'e2e',
+      by: 'test',
+    });
+
+    // 1. The first check starts the channel's version; the next one records it and has nothing to do.
+    let r = await check('e2e');
+    assert.equal(r.outcome, 'started');
+    assert.equal(r.message, 'started 0.3.1');
+    assert.deepEqual(await rolloutEnd('e2e').then((x) => [x.verdict, x.version]), ['succeeded', '0.3.1']);
+    r = await check('e2e');
+    assert.equal(r.recorded, '0.3.1 rolled out (succeeded)');
+    assert.equal(r.message, 'nothing newer than 0.3.1');
+
+    // 2. A new release appears on the channel between two checks; the canary ring fails it.
+    await h.releases.setOptions({ versions: ['0.3.0', '0.3.1', '0.4.0'] });
+    await canary.sim.setFaults(BAD_040);
+    r = await check('e2e');
+    assert.equal(r.message, 'started 0.4.0');
+    assert.deepEqual(await rolloutEnd('e2e').then((x) => [x.verdict, x.version]), ['ring-over-budget', '0.4.0']);
+    assert.equal(await rest.sim.gatewayVersion(), '0.3.1', 'the rest ring never started');
+    assert.equal(await canary.sim.gatewayVersion(), '0.3.1', 'the canary rolled back');
+
+    // 3. The next checks skip 0.4.0 and start nothing.
+    r = await check('e2e');
+    assert.equal(r.outcome, 'skipped');
+    assert.match(r.recorded ?? '', /^0\.4\.0 is now skipped: ring canary went over its failure budget/);
+    assert.match(r.message, /^0\.4\.0 is skipped \(ring canary went over its failure budget on \d{4}-\d{2}-\d{2}: /);
+    const failedRun = (await h.client.workflow.getHandle(rolloutIdFor('e2e')).describe()).runId;
+    r = await check('e2e');
+    assert.equal(r.outcome, 'skipped');
+    assert.equal((await h.client.workflow.getHandle(rolloutIdFor('e2e')).describe()).runId, failedRun);
+    const listed = await describeChannelSchedule(h.client, 'e2e');
+    assert.equal(listed.skipped[0]?.version, '0.4.0');
+    assert.equal(listed.skipped[0]?.ring, 'canary');
+
+    // 4. The operator fixes the canary and clears the skip: the next check rolls 0.4.0 out again; a
+    //    check while that rollout runs starts no second one.
+    await canary.sim.setFaults({});
+    await rest.sim.setFaults(SLOW_040);
+    assert.equal((await clearChannelSkip(h.client, 'e2e', '0.4.0', 'alice@ops', 'canary fixed')).cleared, true);
+    r = await check('e2e');
+    assert.equal(r.message, 'started 0.4.0');
+    const running = await h.client.workflow.getHandle(rolloutIdFor('e2e')).describe();
+    r = await check('e2e');
+    assert.equal(r.outcome, 'already-running');
+    assert.match(r.message, /^a rollout is already running \(.*rollout-e2e\)$/);
+    const runs = await h.listWorkflows(`WorkflowId = '${rolloutIdFor('e2e')}' AND ExecutionStatus = 'Running'`);
+    assert.equal(runs.length, 1);
+    assert.deepEqual(await rolloutEnd('e2e').then((x) => [x.verdict, x.version]), ['succeeded', '0.4.0']);
+    assert.equal((await h.client.workflow.getHandle(rolloutIdFor('e2e')).describe()).runId, running.runId);
+    r = await check('e2e');
+    assert.equal(r.recorded, '0.4.0 rolled out (succeeded)');
+    assert.equal(r.message, 'nothing newer than 0.4.0');
+    await controlChannelSchedule(h.client, 'delete', 'e2e', 'test');
   });
 });
