@@ -363,13 +363,13 @@ describe('a channel schedule rolls out through real ring rollouts', { timeout: 6
   });
 
   /** The schedule's rollout's end: its verdict and version (a halted rollout fails with its result). */
-  async function rolloutEnd(id: string): Promise<{ verdict: string; version: string }> {
+  async function rolloutResult(id: string): Promise<{ verdict: string; version: string; message: string }> {
     const handle = h.client.workflow.getHandle(rolloutIdFor(id));
     try {
-      return (await handle.result()) as { verdict: string; version: string };
+      return (await handle.result()) as { verdict: string; version: string; message: string };
     } catch (err) {
       const cause = (err as { cause?: { details?: unknown[] } }).cause;
-      if (cause?.details?.[0]) return cause.details[0] as { verdict: string; version: string };
+      if (cause?.details?.[0]) return cause.details[0] as { verdict: string; version: string; message: string };
       throw err;
     }
   }
@@ -400,7 +400,10 @@ describe('a channel schedule rolls out through real ring rollouts', { timeout: 6
     let r = await check('e2e');
     assert.equal(r.outcome, 'started');
     assert.equal(r.message, 'started 0.3.1');
-    assert.deepEqual(await rolloutEnd('e2e').then((x) => [x.verdict, x.version]), ['succeeded', '0.3.1']);
+    {
+      const end = await rolloutResult('e2e');
+      assert.deepEqual([end.verdict, end.version], ['succeeded', '0.3.1'], end.message);
+    }
     r = await check('e2e');
     assert.equal(r.recorded, '0.3.1 rolled out (succeeded)');
     assert.equal(r.message, 'nothing newer than 0.3.1');
@@ -410,7 +413,13 @@ describe('a channel schedule rolls out through real ring rollouts', { timeout: 6
     await canary.sim.setFaults(BAD_040);
     r = await check('e2e');
     assert.equal(r.message, 'started 0.4.0');
-    assert.deepEqual(await rolloutEnd('e2e').then((x) => [x.verdict, x.version]), ['ring-over-budget', '0.4.0']);
+    {
+      const end = await rolloutResult('e2e');
+      assert.deepEqual([end.verdict, end.version], ['ring-over-budget', '0.4.0'], end.message);
+      // Halted by the canary's own failure, not by a ring that could not even start.
+      assert.match(end.message, /HALTED at ring canary/);
+      assert.doesNotMatch(end.message, /could not start|no result|failed: /, end.message);
+    }
     assert.equal(await rest.sim.gatewayVersion(), '0.3.1', 'the rest ring never started');
     assert.equal(await canary.sim.gatewayVersion(), '0.3.1', 'the canary rolled back');
 
@@ -440,7 +449,10 @@ describe('a channel schedule rolls out through real ring rollouts', { timeout: 6
     assert.match(r.message, /^a rollout is already running \(.*rollout-e2e\)$/);
     const runs = await h.listWorkflows(`WorkflowId = '${rolloutIdFor('e2e')}' AND ExecutionStatus = 'Running'`);
     assert.equal(runs.length, 1);
-    assert.deepEqual(await rolloutEnd('e2e').then((x) => [x.verdict, x.version]), ['succeeded', '0.4.0']);
+    {
+      const end = await rolloutResult('e2e');
+      assert.deepEqual([end.verdict, end.version], ['succeeded', '0.4.0'], end.message);
+    }
     assert.equal((await h.client.workflow.getHandle(rolloutIdFor('e2e')).describe()).runId, running.runId);
     r = await check('e2e');
     assert.equal(r.recorded, '0.4.0 rolled out (succeeded)');

@@ -263,7 +263,7 @@ class Rollout {
         ring,
         rep,
         'ring-over-budget',
-        `its fleet rollout ${fleetId} failed: ${result?.message ?? 'no result'}`,
+        `its fleet rollout ${fleetId} failed: ${result?.message ?? rep.reason ?? 'no result'}`,
       );
     }
     if (rep.failed > rep.budget || verdict === 'failure-budget-exceeded' || verdict === 'canary-failed') {
@@ -363,7 +363,9 @@ class Rollout {
             ...ticketArgs(this.ticket),
           },
         ],
-        workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
+        // A closed ring of an earlier rollout with the same ID (a channel schedule's rollouts are all
+        // `rollout-<schedule>`) is no obstacle; one still running is, and the ring says so.
+        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
         parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
         staticSummary: `Ring ${ring.name} of ${this.input.rolloutId}: ${hosts.length} hosts to ${this.progress.version}`,
       });
