@@ -10,7 +10,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
-import YAML from 'yaml';
+import { parseYamlStrict } from './yaml-file.js';
 import { z } from 'zod';
 import type { HostConfig } from '../worker/host-config.js';
 import { LIMITS, VersionSchema } from '../workflows/types.js';
@@ -100,7 +100,7 @@ export async function readGatewayApi(config: HostConfig): Promise<{ port: number
   let parsed: unknown = {};
   try {
     // logLevel silent: yaml's warnings quote the source (a secret's line) on stderr.
-    parsed = YAML.parse(await fs.readFile(file, 'utf8'), { maxAliasCount: 100, logLevel: 'silent' }) ?? {};
+    parsed = parseYamlStrict(await fs.readFile(file, 'utf8')) ?? {};
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
       throw refuse(FailureType.InvalidInput, 'config.yaml is not valid YAML; cannot find the gateway API port');

@@ -9,7 +9,7 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import YAML from 'yaml';
+import { parseYamlStrict } from './yaml-file.js';
 import type { HostConfig } from '../worker/host-config.js';
 
 export type Root = 'data' | 'openclaw';
@@ -44,7 +44,7 @@ export interface Roots {
 export async function openclawHomeFrom(config: HostConfig, configYaml: string): Promise<string> {
   let doc: unknown;
   try {
-    doc = YAML.parse(await fs.readFile(configYaml, 'utf8'), { maxAliasCount: 100, logLevel: 'silent' });
+    doc = parseYamlStrict(await fs.readFile(configYaml, 'utf8'));
   } catch {
     return config.openclawHome;
   }

@@ -536,6 +536,24 @@ describe('readGatewayApi (config.yaml in a temporary data dir)', () => {
     );
   });
 
+  it('a malformed config.yaml is refused, never read as a guess', async () => {
+    const config = loadHostConfig({ HOME: home, DEFENSECLAW_HOST: 'prop', PATH: '' });
+    const file = path.join(config.dataDir, 'config.yaml');
+    for (const text of [
+      'gateway: [unclosed\n  api_port: 19999',
+      'gateway:\n  api_port: 19999\n   bad: 2',
+      '{',
+      'a: b: c',
+    ]) {
+      await fsp.writeFile(file, text);
+      await assert.rejects(readGatewayApi(config), (err: unknown) => {
+        typedRefusal(err, ['InvalidInput']);
+        assert.match((err as Error).message, /config\.yaml is not valid YAML/);
+        return true;
+      });
+    }
+  });
+
   it('odd YAML around the token: neither a refusal nor a warning on stderr quotes it', async () => {
     const config = loadHostConfig({ HOME: home, DEFENSECLAW_HOST: 'prop', PATH: '' });
     const file = path.join(config.dataDir, 'config.yaml');
