@@ -42,6 +42,7 @@ interface RolloutFlags {
   yes?: boolean;
   detach?: boolean;
   json?: boolean;
+  autoRollbackRing?: boolean;
 }
 
 export function newRolloutId(now = new Date()): string {
@@ -79,7 +80,8 @@ export function describeRollout(id: string, plan: RolloutPlan, version?: string)
 
 export async function rolloutStartCommand(flags: RolloutFlags): Promise<number> {
   if (!flags.plan) throw new UsageError('give the plan with --plan plan.yaml');
-  const plan = await readPlanFile(flags.plan);
+  const fromFile = await readPlanFile(flags.plan);
+  const plan = flags.autoRollbackRing ? { ...fromFile, autoRollbackRing: true } : fromFile;
   const version = flags.version === undefined ? undefined : flag(VersionSchema, flags.version, '--version');
   const rolloutId = flag(IdSchema, flags.id ?? newRolloutId(), '--id');
   if (!flags.yes && (!interactiveTerminal() || flags.json))
@@ -258,6 +260,7 @@ export function registerRolloutCommands(fleet: Command): void {
     .option('--version <X.Y.Z>', 'target release (default: the latest, resolved once)')
     .option('--id <rollout-id>', 'the rollout ID (default: rollout-<time>-<random>)')
     .option('-y, --yes', 'start without asking')
+    .option('--auto-rollback-ring', "roll a ring back when a gate fails during its soak (the plan's autoRollbackRing)")
     .option('--detach', 'print the rollout ID and return; watch with `fleet rollout status <id>`')
     .option('--json', 'machine-readable output')
     .action(action((flags: RolloutFlags) => rolloutStartCommand(flags)));
