@@ -15,7 +15,7 @@
  * calls counted at the stubs: must be 1).
  */
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { WorkflowIdConflictPolicy } from '@temporalio/client';
+import { ServiceError, WorkflowIdConflictPolicy, type WorkflowHandle } from '@temporalio/client';
 import { spawnFleetWorker } from '../test/helpers/fleet-sim.js';
 import { fleetProgressQuery, FLEET_TASK_QUEUE, type FleetResult } from '../workflows/fleet-types.js';
 import type { ringRollout } from '../workflows/rings.js';
@@ -71,6 +71,21 @@ export interface PartC {
   calls: Record<string, number>;
 }
 
+/**
+ * The rollout's result, waited for again when the long poll for it fails (a loaded server may drop
+ * it after minutes): the rollout goes on regardless.
+ */
+async function resultOf(handle: WorkflowHandle<typeof ringRollout>): Promise<RingRolloutResult> {
+  for (let tries = 1; ; tries++) {
+    try {
+      return await handle.result();
+    } catch (err) {
+      if (!(err instanceof ServiceError) || tries >= 10) throw err;
+      bench.log(`    (the wait for the result failed: ${err.message}; waiting again)`);
+    }
+  }
+}
+
 /** Hosts finished so far: rings that ended, plus the running ring's fleet child as it reports. */
 async function hostsDone(env: TestWorkflowEnvironment, p: RingProgress): Promise<number> {
   let done = 0;
@@ -119,7 +134,7 @@ export async function partC(env: TestWorkflowEnvironment): Promise<PartC> {
     });
     let settled: RingRolloutResult | undefined;
     let failed: unknown;
-    const done = handle.result().then(
+    const done = resultOf(handle).then(
       (r) => (settled = r),
       (e) => (failed = e ?? new Error('failed')),
     );

@@ -1,7 +1,7 @@
 /**
  * A ring's soak keeps its history bounded (soakRing continues as new, carrying its baseline): on a
  * server that suggests continue-as-new at 500 events and terminates a run at 2,000, a soak of 200
- * hosts (~700 events a reading, four readings) must still end with one result, over several runs,
+ * hosts (~700 events a reading, a reading every ~7 s for 20 s) must still end with one result, over several runs,
  * and still see a counter that climbs after it continued (the baseline was carried).
  */
 import assert from 'node:assert/strict';
@@ -62,7 +62,8 @@ async function soak(id: string): Promise<{ result: SoakResult; runs: number[] }>
       {
         ring: 'big',
         hosts: HOSTS,
-        soakSeconds: 4,
+        // Long enough that the readings after the baseline happen even on a loaded machine.
+        soakSeconds: 20,
         gates: { counters: ['connector.errors'], subsystems: true, operatorCheck: false },
         unreachableSeconds: 30,
         taskQueue: QUEUE,
