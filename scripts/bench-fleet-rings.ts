@@ -66,7 +66,7 @@ export interface PartC {
   overhead: number;
   parentHistory: number[];
   rings: RingFigures[];
-  rss: Array<[number | 'end', number | undefined]>;
+  rss: Array<[number | string, number | undefined]>;
   releaseLookups: number;
   calls: Record<string, number>;
 }
@@ -159,7 +159,7 @@ export async function partC(env: TestWorkflowEnvironment): Promise<PartC> {
     if (failed) throw failed;
     const wall = Date.now() - start;
     const r = settled!;
-    rss.push(['end', await bench.rssMiB(proc.child.pid)]);
+    rss.push([`${C_HOSTS} (end)`, await bench.rssMiB(proc.child.pid)]);
     bench.log(`    rollout ended after ${bench.sec(wall)} (${r.verdict}): controller RSS ${rss.at(-1)![1]} MiB`);
     bench.log(`    ${r.message}`);
 
@@ -214,10 +214,10 @@ export function reportC(c: PartC): void {
     `  ${c.rings.length} rings (${c.rings.map((r) => `${r.name} ${r.hosts}`).join(', ')}), batch ${c.batch} → ${waves} waves, soak ${c.soakSeconds} s each; verdict ${c.verdict}`,
   );
   bench.log(
-    `  wall ${bench.sec(c.wallMs)}; per-host upgrade bench.median ${bench.sec(c.medianHostMs)}, p90 ${bench.sec(c.p90HostMs)}`,
+    `  wall ${bench.sec(c.wallMs)}; per-host upgrade median ${bench.sec(c.medianHostMs)}, p90 ${bench.sec(c.p90HostMs)}`,
   );
   bench.log(
-    `  ideal (Σ waves × bench.median + soaks = ${waves} × ${bench.sec(c.medianHostMs)} + ${c.rings.length} × ${c.soakSeconds} s) ${bench.sec(c.idealMs)}; ratio wall/ideal = ${c.overhead.toFixed(2)}`,
+    `  ideal (Σ waves × median + soaks = ${waves} × ${bench.sec(c.medianHostMs)} + ${c.rings.length} × ${c.soakSeconds} s) ${bench.sec(c.idealMs)}; ratio wall/ideal = ${c.overhead.toFixed(2)}`,
   );
   bench.log(
     `  ringRollout parent: ${c.parentHistory.length} run${c.parentHistory.length === 1 ? '' : 's'}, history ${c.parentHistory.join(', ')} events (${((parent * 1000) / c.hosts).toFixed(1)} per 1,000 hosts)`,
