@@ -12,78 +12,38 @@
  *     (100) in flight. Wall vs ideal, history length per run (bounded by continue-as-new), and
  *     the RSS of the fleet worker process at 500 / 1000 / 2000 hosts done.
  *
- * Both parts run the fleet workflow in its own process (`defenseclaw-upgrade fleet worker`), as a
- * deployment would. BENCH_FLEET_PART=a|b runs one part only.
+ * (c) rings: a ring rollout of BENCH_FLEET_C_HOSTS (2000) stub hosts in rings, each ring a
+ *     fleetRollout child, a soak between rings (bench-fleet-rings.ts).
+ *
+ * Every part runs the fleet workflow in its own process (`defenseclaw-upgrade fleet worker`), as a
+ * deployment would. BENCH_FLEET_PART=a|b|c runs one part only (default: all three).
  */
-import fs from 'node:fs/promises';
 import os from 'node:os';
-import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { fleetResultOf } from '../client/commands/fleet.js';
 import { startReleaseServer } from '../test/fixtures/releases/server.js';
 import { FleetSim, spawnFleetWorker, startFleet, type FleetWorkerProcess } from '../test/helpers/fleet-sim.js';
 import { startTestEnvironment } from '../test/helpers/temporal.js';
-import { resolveWorkflowCode } from '../worker/worker.js';
-import type { Activities } from '../activities/index.js';
-import { fleetProgressQuery, type FleetHostRecord, type FleetResult } from '../workflows/fleet-types.js';
-
-const num = (name: string, dflt: number) => {
-  const v = Number(process.env[name]);
-  return Number.isFinite(v) && v > 0 ? v : dflt;
-};
+import { fleetProgressQuery, type FleetResult } from '../workflows/fleet-types.js';
+import {
+  STUB_MS,
+  log,
+  median,
+  num,
+  pct,
+  perHost,
+  rssMiB,
+  runHistories,
+  sec,
+  startStubWorker,
+} from './bench-fleet-common.js';
+import { partC, reportC } from './bench-fleet-rings.js';
 
 const A_HOSTS = num('BENCH_FLEET_A_HOSTS', 100);
 const A_BATCH = num('BENCH_FLEET_A_BATCH', 100);
 const B_HOSTS = num('BENCH_FLEET_B_HOSTS', 2000);
 const B_BATCH = num('BENCH_FLEET_B_BATCH', 100);
-const STUB_MS = num('BENCH_FLEET_STUB_MS', 50);
-const PART = process.env.BENCH_FLEET_PART ?? 'both';
-
-function log(line: string): void {
-  process.stdout.write(`${line}\n`);
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((s.length * p) / 100))] ?? NaN;
-}
-
-const sec = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
-
-async function rssMiB(pid: number | undefined): Promise<number | undefined> {
-  if (!pid) return undefined;
-  try {
-    const status = await fs.readFile(`/proc/${pid}/status`, 'utf8');
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return m ? Math.round(Number(m[1]) / 1024) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** History length of every run in the continue-as-new chain of a workflow ID. */
-async function runHistories(client: Client, workflowId: string): Promise<number[]> {
-  const lengths: Array<{ start: number; len: number }> = [];
-  for await (const w of client.workflow.list({ query: `WorkflowId = '${workflowId}'` })) {
-    const d = await client.workflow.getHandle(workflowId, w.runId).describe();
-    lengths.push({ start: d.startTime.getTime(), len: d.historyLength });
-  }
-  return lengths.sort((a, b) => a.start - b.start).map((x) => x.len);
-}
-
-function perHost(hosts: FleetHostRecord[]): number[] {
-  return hosts
-    .filter((h) => h.startedAt !== undefined && h.endedAt !== undefined)
-    .map((h) => h.endedAt! - h.startedAt!);
-}
+const PART = process.env.BENCH_FLEET_PART ?? 'all';
 
 interface Figures {
   hosts: number;
@@ -184,61 +144,9 @@ async function partA(env: TestWorkflowEnvironment): Promise<Figures> {
   }
 }
 
-/** Every activity upgradeHost calls, as a stub that sleeps STUB_MS and answers a plausible value. */
-function stubActivities(): Activities {
-  const nap = () => new Promise<void>((r) => setTimeout(r, STUB_MS));
-  const sha = 'a'.repeat(64);
-  const stubs = {
-    checkHost: async (i: { host: string }) => (await nap(), { host: i.host }),
-    resolveRelease: async (i: { version?: string }) => (
-      await nap(),
-      { version: i.version ?? '0.4.0', assets: [], signed: false }
-    ),
-    issueReleaseTicket: async (i: { version?: string }) => (
-      await nap(),
-      { version: i.version ?? '0.4.0', era: 'goreleaser', assets: [{ name: 'checksums.txt', size: 1000 }] }
-    ),
-    resolveFromTicket: async (i: { release: { version: string } }) => (
-      await nap(),
-      { version: i.release.version, assets: [], signed: false }
-    ),
-    readInstalledVersion: async () => (await nap(), { version: '0.3.0' }),
-    detectPlatform: async () => (await nap(), { os: 'linux', arch: 'amd64' }),
-    createStaging: async () => (await nap(), { stagingId: 'staging-1' }),
-    preflight: async (i: { names: string[] }) => (await nap(), i.names.map((name) => ({ name, size: 1000 }))),
-    downloadArtifact: async (i: { name: string; size: number }) => (
-      await nap(),
-      { name: i.name, size: i.size, sha256: sha }
-    ),
-    verifySignature: async () => (await nap(), { signature: 'unsigned' }),
-    stageGateway: async () => (await nap(), { sha256: sha }),
-    prepareVenv: async () => (await nap(), { venvId: 'venv-1', tool: 'uv' }),
-    removeStaging: async () => nap(),
-    discardVenv: async () => nap(),
-    createBackup: async (i: { backupId: string }) => (await nap(), { backupId: i.backupId, files: 1, bytes: 1 }),
-    stopGateway: async () => (await nap(), { wasRunning: true }),
-    installGateway: async () => nap(),
-    switchVenv: async () => nap(),
-    runMigrations: async () => (await nap(), { ran: 1 }),
-    startGateway: async () => (await nap(), { alreadyRunning: false }),
-    restartOpenclaw: async () => (await nap(), {}),
-    waitHealthy: async () => (await nap(), { state: 'running', polls: 1 }),
-  };
-  return stubs as unknown as Activities;
-}
-
 async function partB(env: TestWorkflowEnvironment): Promise<Figures & { rss: Array<[number, number | undefined]> }> {
   const queue = `bench-stub-hosts-${process.pid}`;
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    namespace: env.namespace ?? 'default',
-    taskQueue: queue,
-    activities: stubActivities(),
-    ...resolveWorkflowCode(),
-    maxConcurrentActivityTaskExecutions: Math.max(200, B_BATCH * 2),
-    shutdownGraceTime: '1s',
-  });
-  const running = worker.run();
+  const stub = await startStubWorker(env, queue, Math.max(200, B_BATCH * 2));
   const proc = spawnFleetWorker(env.address, env.namespace ?? 'default');
   try {
     await proc.ready;
@@ -289,8 +197,7 @@ async function partB(env: TestWorkflowEnvironment): Promise<Figures & { rss: Arr
     return { ...f, rss };
   } finally {
     await proc.stop();
-    if (worker.getState() === 'RUNNING') worker.shutdown();
-    await running.catch(() => undefined);
+    await stub.stop();
   }
 }
 
@@ -304,16 +211,21 @@ async function main(): Promise<void> {
   const env = await startTestEnvironment();
   try {
     const summary: Record<string, unknown> = {};
-    if (PART === 'a' || PART === 'both') {
+    if (PART === 'a' || PART === 'all') {
       const a = await partA(env);
       report(`(a) ${a.hosts} simulated hosts, real per-host task queues, real upgrade workflow`, a);
       summary.a = a;
     }
-    if (PART === 'b' || PART === 'both') {
+    if (PART === 'b' || PART === 'all') {
       const b = await partB(env);
       report(`(b) ${b.hosts} stub hosts (one shared queue, ${STUB_MS} ms per activity)`, b);
       log(`  fleet worker RSS (MiB) by hosts done: ${b.rss.map(([n, r]) => `${n}: ${r ?? '?'}`).join(', ')}`);
       summary.b = b;
+    }
+    if (PART === 'c' || PART === 'all') {
+      const c = await partC(env);
+      reportC(c);
+      summary.c = c;
     }
     log(`\n${JSON.stringify(summary)}`);
   } finally {

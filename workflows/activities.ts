@@ -83,16 +83,18 @@ export const compensating = routed({
 /**
  * Activities sent to one host's own queue from a workflow that runs elsewhere (ring rollouts):
  * a worker that does not pick one up within `answerSeconds` fails it with a SCHEDULE_TO_START
- * timeout (see notPickedUp in fleet.ts), so a host without a worker is noticed.
+ * timeout (see notPickedUp in fleet.ts), so a host without a worker is noticed. `queue` replaces
+ * the host's own queue when the rollout serves every host from one (a plan's `taskQueue`).
  */
 export function onHost(
   host: string,
   answerSeconds: number,
   options: Omit<ActivityOptions, 'taskQueue' | 'scheduleToStartTimeout'>,
+  queue?: string,
 ): ActivityInterfaceFor<Activities> {
   return proxyActivities<Activities>({
     ...options,
-    taskQueue: taskQueueForHost(host),
+    taskQueue: queue ?? taskQueueForHost(host),
     scheduleToStartTimeout: `${Math.max(1, answerSeconds)}s`,
   });
 }

@@ -28,7 +28,15 @@ import { notPickedUp, type fleetRollout } from './fleet.js';
 import { RolloutEvents } from './ring-events.js';
 import { RING_LIMITS, RingNameSchema, type LateHostReport } from './ring-types.js';
 import { childResultOf, failureText, validateInput } from './run.js';
-import { HostNameSchema, IdSchema, LIMITS, VersionSchema, WORKFLOW_FLEET, compareVersions } from './types.js';
+import {
+  HostNameSchema,
+  IdSchema,
+  LIMITS,
+  TaskQueueSchema,
+  VersionSchema,
+  WORKFLOW_FLEET,
+  compareVersions,
+} from './types.js';
 
 const LateHostSchema = z
   .object({ host: HostNameSchema, ring: RingNameSchema, deadline: z.number().int().min(0).max(8.64e15) })
@@ -44,6 +52,8 @@ const CatchUpInputSchema = z
     requestedBy: IdSchema.optional(),
     /** The rollout's release ticket: a late host asks no releases API either. */
     ticket: ReleaseTicketSchema.optional(),
+    /** The plan's shared task queue, if any (instead of each host's own). */
+    taskQueue: TaskQueueSchema.optional(),
   })
   .strict();
 export type CatchUpInput = z.input<typeof CatchUpInputSchema>;
@@ -94,10 +104,12 @@ export async function catchUpHosts(raw: CatchUpInput): Promise<LateHostReport[]>
 
   /** true: the worker answered; false: not within `seconds`; 'halted': the rollout halted meanwhile. */
   const probe = async (host: string, seconds: number): Promise<boolean | 'halted'> => {
-    const acts = onHost(host, Math.max(2, seconds), {
-      startToCloseTimeout: '30s',
-      retry: { maximumAttempts: 1 },
-    });
+    const acts = onHost(
+      host,
+      Math.max(2, seconds),
+      { startToCloseTimeout: '30s', retry: { maximumAttempts: 1 } },
+      input.taskQueue,
+    );
     const scope = new CancellationScope();
     probes.add(scope);
     try {
@@ -118,10 +130,12 @@ export async function catchUpHosts(raw: CatchUpInput): Promise<LateHostReport[]>
       rep.reason = 'the rollout halted before its upgrade started';
       return;
     }
-    const acts = onHost(rep.host, FLEET_LIMITS.unreachableSeconds.default, {
-      startToCloseTimeout: '1m',
-      retry: { initialInterval: '1s', maximumAttempts: 2 },
-    });
+    const acts = onHost(
+      rep.host,
+      FLEET_LIMITS.unreachableSeconds.default,
+      { startToCloseTimeout: '1m', retry: { initialInterval: '1s', maximumAttempts: 2 } },
+      input.taskQueue,
+    );
     try {
       const { version } = await acts.readInstalledVersion();
       if (compareVersions(version, input.version) >= 0) {
@@ -170,6 +184,7 @@ export async function catchUpHosts(raw: CatchUpInput): Promise<LateHostReport[]>
             controller: host,
             requestedBy: input.requestedBy,
             ...ticketArgs(input.ticket),
+            ...(input.taskQueue ? { taskQueue: input.taskQueue } : {}),
           },
         ],
         staticSummary: `Catch up ${host} to ${input.version} (rollout ${input.rolloutId})`,

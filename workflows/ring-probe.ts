@@ -10,7 +10,7 @@ import { clip } from './fleet-types.js';
 import { notPickedUp } from './fleet.js';
 import { RING_LIMITS, UnreachableSecondsSchema } from './ring-types.js';
 import { failureText, validateInput } from './run.js';
-import { HostNameSchema } from './types.js';
+import { HostNameSchema, TaskQueueSchema } from './types.js';
 
 const PARALLEL = 50;
 
@@ -18,6 +18,8 @@ const ProbeRingInputSchema = z
   .object({
     hosts: z.array(HostNameSchema).min(1).max(RING_LIMITS.hosts),
     unreachableSeconds: UnreachableSecondsSchema,
+    /** The plan's shared task queue, if any (instead of each host's own). */
+    taskQueue: TaskQueueSchema.optional(),
   })
   .strict();
 export type ProbeRingInput = z.input<typeof ProbeRingInputSchema>;
@@ -37,19 +39,24 @@ export async function probeRing(raw: ProbeRingInput): Promise<HostProbe[]> {
   const lane = async () => {
     while (next < input.hosts.length) {
       const i = next++;
-      out[i] = await probeOne(input.hosts[i]!, input.unreachableSeconds);
+      out[i] = await probeOne(input.hosts[i]!, input.unreachableSeconds, input.taskQueue);
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL, input.hosts.length) }, lane));
   return out;
 }
 
-async function probeOne(host: string, unreachableSeconds: number): Promise<HostProbe> {
-  const acts = onHost(host, unreachableSeconds, {
-    startToCloseTimeout: '1m',
-    heartbeatTimeout: '10s',
-    retry: { initialInterval: '1s', maximumAttempts: 2 },
-  });
+async function probeOne(host: string, unreachableSeconds: number, queue: string | undefined): Promise<HostProbe> {
+  const acts = onHost(
+    host,
+    unreachableSeconds,
+    {
+      startToCloseTimeout: '1m',
+      heartbeatTimeout: '10s',
+      retry: { initialInterval: '1s', maximumAttempts: 2 },
+    },
+    queue,
+  );
   try {
     const { version } = await acts.readInstalledVersion.executeWithOptions(
       { summary: `installed version on ${host}` },

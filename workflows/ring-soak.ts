@@ -8,17 +8,51 @@
  *   - operatorCheck: the host's own check did not exit 0;
  *   - the gate could not be read (the host or its gateway stopped answering).
  * The first failing reading ends the soak. A child of ringRollout per ring.
+ *
+ * Its history grows by ~3 events per host per reading (a 1,780-host ring: ~5,500 a reading; a
+ * one-hour soak reads 120 times), so before a reading that would take it past HISTORY_SOFT_LIMIT
+ * it continues as new, carrying the baseline (bounded: ≤ 32 subsystems and the plan's ≤ 20
+ * counters per host), the end time and the count of checks. The ring rollout sees one result.
  */
-import { sleep } from '@temporalio/workflow';
+import { continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { GateReading } from '../activities/health-gate.js';
 import { onHost } from './activities.js';
 import { workflowTime } from './clock.js';
 import { clip } from './fleet-types.js';
 import { notPickedUp } from './fleet.js';
-import { GatesSchema, RING_LIMITS, RingNameSchema, UnreachableSecondsSchema, type Gates } from './ring-types.js';
+import {
+  CounterNameSchema,
+  GatesSchema,
+  RING_LIMITS,
+  RingNameSchema,
+  UnreachableSecondsSchema,
+  type Gates,
+} from './ring-types.js';
 import { failureText, validateInput } from './run.js';
-import { HostNameSchema } from './types.js';
+import { HostNameSchema, TaskQueueSchema } from './types.js';
+
+/** A baseline as a continued soak carries it (the subsystems and counters gateFailure compares). */
+const BaselineSchema = z
+  .object({
+    subsystems: z
+      .record(z.string().regex(/^[a-z][a-z0-9_]{0,39}$/), z.string().regex(/^[a-z_-]{1,32}$/))
+      .refine((r) => Object.keys(r).length <= 32, 'at most 32 subsystems'),
+    counters: z
+      .record(CounterNameSchema, z.number().nullable())
+      .refine((r) => Object.keys(r).length <= RING_LIMITS.counters, `at most ${RING_LIMITS.counters} counters`),
+  })
+  .strict();
+
+/** How a gate is read: the operator check may take minutes; a gateway restarting is retried. */
+const GATE_READ = {
+  startToCloseTimeout: '11m',
+  heartbeatTimeout: '15s',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
+};
+
+/** History length after which a soak continues as new before its next reading. */
+const HISTORY_SOFT_LIMIT = 10_000;
 
 const SoakRingInputSchema = z
   .object({
@@ -27,8 +61,24 @@ const SoakRingInputSchema = z
     soakSeconds: z.number().int().min(1).max(RING_LIMITS.soakSeconds.max),
     gates: GatesSchema,
     unreachableSeconds: UnreachableSecondsSchema,
+    /** The plan's shared task queue, if any (instead of each host's own). */
+    taskQueue: TaskQueueSchema.optional(),
+    /** Set only by the workflow itself when it continues as new. */
+    state: z
+      .object({
+        endsAt: z.number().int().min(0).max(8.64e15),
+        checks: z.number().int().min(1).max(1_000_000),
+        /** Each host's baseline reading, in the order of `hosts`. */
+        baseline: z.array(BaselineSchema).max(RING_LIMITS.hosts),
+      })
+      .strict()
+      .optional(),
   })
-  .strict();
+  .strict()
+  .refine((i) => !i.state || i.state.baseline.length === i.hosts.length, {
+    message: 'the baseline does not match the hosts',
+    path: ['state'],
+  });
 export type SoakRingInput = z.input<typeof SoakRingInputSchema>;
 
 export interface SoakResult {
@@ -66,26 +116,41 @@ export function gateFailure(gates: Gates, base: GateReading, now: GateReading): 
 export async function soakRing(raw: SoakRingInput): Promise<SoakResult> {
   const input = validateInput(SoakRingInputSchema, raw);
   const gates = input.gates;
-  const endsAt = workflowTime() + input.soakSeconds * 1000;
+  const endsAt = input.state?.endsAt ?? workflowTime() + input.soakSeconds * 1000;
   const intervalMs = Math.max(1000, Math.min(30_000, Math.floor((input.soakSeconds * 1000) / 3)));
   const failures: SoakResult['failures'] = [];
-
-  const baseline = await readAll(input, gates);
-  for (const [host, r] of baseline) {
-    if (typeof r === 'string') failures.push({ host, reason: r });
-    else {
-      // A baseline that already fails (a broken subsystem, a failing check) fails the gate too.
-      const why = gateFailure(gates, r, r);
-      if (why) failures.push({ host, reason: `at the start of the soak: ${why}` });
+  let baseline: Map<string, GateReading>;
+  let checks: number;
+  if (input.state) {
+    const carried = input.state.baseline;
+    baseline = new Map(input.hosts.map((h, i) => [h, carried[i]!]));
+    checks = input.state.checks;
+  } else {
+    baseline = new Map();
+    for (const [host, r] of await readAll(input, gates)) {
+      if (typeof r === 'string') failures.push({ host, reason: r });
+      else {
+        baseline.set(host, { subsystems: r.subsystems, counters: r.counters });
+        // A baseline that already fails (a broken subsystem, a failing check) fails the gate too.
+        const why = gateFailure(gates, r, r);
+        if (why) failures.push({ host, reason: `at the start of the soak: ${why}` });
+      }
     }
+    checks = 1;
   }
-  let checks = 1;
   while (!failures.length && workflowTime() < endsAt) {
+    const info = workflowInfo();
+    if (info.continueAsNewSuggested || info.historyLength > HISTORY_SOFT_LIMIT) {
+      return continueAsNew<typeof soakRing>({
+        ...raw,
+        state: { endsAt, checks, baseline: input.hosts.map((h) => baseline.get(h)!) },
+      });
+    }
     await sleep(Math.min(intervalMs, endsAt - workflowTime()));
     const now = await readAll(input, gates);
     checks++;
     for (const [host, r] of now) {
-      const base = baseline.get(host) as GateReading;
+      const base = baseline.get(host)!;
       const why = typeof r === 'string' ? r : gateFailure(gates, base, r);
       if (why) failures.push({ host, reason: clip(why) });
     }
@@ -103,19 +168,20 @@ async function readAll(
   const lane = async () => {
     while (next < input.hosts.length) {
       const host = input.hosts[next++]!;
-      out.set(host, await readOne(host, input.unreachableSeconds, gates));
+      out.set(host, await readOne(host, input, gates));
     }
   };
   await Promise.all(Array.from({ length: Math.min(PARALLEL, input.hosts.length) }, lane));
   return new Map(input.hosts.map((h) => [h, out.get(h)!]));
 }
 
-async function readOne(host: string, unreachableSeconds: number, gates: Gates): Promise<GateReading | string> {
-  const acts = onHost(host, unreachableSeconds, {
-    startToCloseTimeout: '11m',
-    heartbeatTimeout: '15s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
-  });
+async function readOne(
+  host: string,
+  input: z.output<typeof SoakRingInputSchema>,
+  gates: Gates,
+): Promise<GateReading | string> {
+  const { unreachableSeconds } = input;
+  const acts = onHost(host, unreachableSeconds, GATE_READ, input.taskQueue);
   try {
     return await acts.readGate.executeWithOptions({ summary: `gate on ${host}` }, [
       { counters: gates.counters, operatorCheck: gates.operatorCheck },

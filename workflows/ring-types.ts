@@ -10,7 +10,7 @@
 import { defineQuery } from '@temporalio/workflow';
 import { z } from 'zod';
 import { FLEET_LIMITS, LimitSchema, type FleetHostState } from './fleet-types.js';
-import { HostNameSchema, IdSchema, LIMITS, VersionSchema } from './types.js';
+import { HostNameSchema, IdSchema, LIMITS, TaskQueueSchema, VersionSchema } from './types.js';
 
 /** The workflow type a rollout plan runs as (on FLEET_TASK_QUEUE). */
 export const WORKFLOW_RINGS = 'ringRollout';
@@ -132,6 +132,13 @@ export const RolloutPlanSchema = z
       .min(LIMITS.healthTimeoutSeconds.min)
       .max(LIMITS.healthTimeoutSeconds.max)
       .default(LIMITS.healthTimeoutSeconds.default),
+    /**
+     * Serve every host from this one task queue instead of each host's own (a pool of workers that
+     * can reach every host; also the benchmark's stub workers), as a fleet's `taskQueue`: the
+     * resolve, the probes, the rings, the soaks, the catch-up and rollbacks all go there.
+     * Default: each host's own queue, defenseclaw-upgrade@<host>.
+     */
+    taskQueue: TaskQueueSchema.optional(),
   })
   .strict()
   .superRefine((plan, ctx) => {

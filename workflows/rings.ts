@@ -161,11 +161,16 @@ class Rollout {
     const wanted = this.input.version ?? 'the latest release';
     const silent: string[] = [];
     for (const resolver of candidates.slice(0, RESOLVERS)) {
-      const acts = onHost(resolver, seconds, {
-        startToCloseTimeout: '3m',
-        heartbeatTimeout: '10s',
-        retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 3 },
-      });
+      const acts = onHost(
+        resolver,
+        seconds,
+        {
+          startToCloseTimeout: '3m',
+          heartbeatTimeout: '10s',
+          retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 3 },
+        },
+        this.input.plan.taskQueue,
+      );
       try {
         // One lookup for the whole rollout: every ring, and every late host, gets this ticket.
         this.ticket = await rolloutTicket(
@@ -214,6 +219,7 @@ class Rollout {
       const probes = await this.child<typeof probeRing>('probeRing', `${this.input.rolloutId}.${ring.name}.probe`, {
         hosts: eligible,
         unreachableSeconds: this.input.plan.unreachableSeconds,
+        ...this.sharedQueue(),
       });
       for (const p of probes) {
         if (p.unreachable) late.push(p.host);
@@ -288,6 +294,7 @@ class Rollout {
           soakSeconds: ring.soakSeconds,
           gates: g,
           unreachableSeconds: this.input.plan.unreachableSeconds,
+          ...this.sharedQueue(),
         });
         if (!soak.ok) {
           const list = soak.failures
@@ -361,6 +368,7 @@ class Rollout {
             requestedBy: this.input.requestedBy ?? this.input.rolloutId,
             jitterMs: plan.jitterMs,
             ...ticketArgs(this.ticket),
+            ...this.sharedQueue(),
           },
         ],
         // A closed ring of an earlier rollout with the same ID (a channel schedule's rollouts are all
@@ -432,7 +440,7 @@ class Rollout {
                 host,
                 healthTimeoutSeconds: this.input.plan.healthTimeoutSeconds,
                 requestedBy: this.input.requestedBy ?? this.input.rolloutId,
-                hostQueue: taskQueueForHost(host),
+                hostQueue: this.input.plan.taskQueue ?? taskQueueForHost(host),
               },
             ],
             workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
@@ -487,6 +495,7 @@ class Rollout {
               hosts: batch,
               requestedBy: this.input.requestedBy ?? this.input.rolloutId,
               ...ticketArgs(this.ticket),
+              ...this.sharedQueue(),
             },
           ],
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
@@ -583,6 +592,11 @@ class Rollout {
   }
 
   // ---------------------------------------------------------------------------------------------
+
+  /** The plan's one task queue for every host, for each child's input (nothing: each host's own queue). */
+  private sharedQueue(): { taskQueue?: string } {
+    return this.input.plan.taskQueue ? { taskQueue: this.input.plan.taskQueue } : {};
+  }
 
   private pinOf(host: string, ring: Ring): Pin | undefined {
     return this.input.plan.pins[host] ?? ring.pin;

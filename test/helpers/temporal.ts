@@ -26,6 +26,8 @@ export interface TestEnvironmentOptions {
   namespace?: string;
   /** Serve the UI (default false). */
   ui?: boolean;
+  /** Server dynamic config (e.g. a low `limit.historyCount.error`, to prove a workflow's history stays bounded). */
+  dynamicConfig?: Record<string, string | number>;
 }
 
 /** A local dev server (the real Temporal CLI) for integration tests; call teardown() when done. */
@@ -39,6 +41,7 @@ export async function startTestEnvironment(opts: TestEnvironmentOptions = {}): P
       dbFilename: opts.dbFilename,
       namespace: opts.namespace,
       ui: opts.ui ?? false,
+      extraArgs: Object.entries(opts.dynamicConfig ?? {}).flatMap(([k, v]) => ['--dynamic-config-value', `${k}=${v}`]),
     },
   });
 }
