@@ -77,6 +77,7 @@ import { color, duration } from '../render/format.js';
 import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
 import { registerRolloutCommands } from './rollout.js';
+import { withTimeout, workflowSnapshot } from './snapshot.js';
 import { registerScheduleCommands } from './schedule.js';
 import { flag, interactiveTerminal, link, requestedBy, seconds } from './shared.js';
 
@@ -365,16 +366,6 @@ async function goneWorkers(client: Client, namespace: string, p: FleetProgress):
   return out;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p.finally(() => clearTimeout(t)),
-    new Promise<T>((_, reject) => {
-      t = setTimeout(() => reject(new Error('timeout')), ms);
-    }),
-  ]);
-}
-
 /** The rollout's end: its result, or the result attached to its failure. */
 export async function fleetResultOf(handle: WorkflowHandle): Promise<FleetResult> {
   try {
@@ -390,26 +381,15 @@ export async function fleetResultOf(handle: WorkflowHandle): Promise<FleetResult
 }
 
 /** A rollout's state now: its query while it runs, its result once it ended. */
-export async function fleetSnapshot(
-  client: Client,
-  fleetId: string,
-): Promise<{ progress: FleetProgress; running: boolean }> {
-  const handle = client.workflow.getHandle(fleetId);
-  const d = await handle.describe().catch((err: unknown) => {
-    throw new CliFailure(`no fleet rollout ${fleetId}: ${oneLine(err)}`);
+export function fleetSnapshot(client: Client, fleetId: string): Promise<{ progress: FleetProgress; running: boolean }> {
+  return workflowSnapshot<FleetProgress>(client, fleetId, {
+    type: WORKFLOW_FLEET,
+    what: 'fleet rollout',
+    query: fleetProgressQuery,
+    silent: (err) =>
+      `fleet ${fleetId} runs but does not answer (${oneLine(err)}); is a fleet worker running (\`defenseclaw-upgrade fleet worker\`)?`,
+    ended: fleetResultOf,
   });
-  if (d.type !== WORKFLOW_FLEET) throw new CliFailure(`${fleetId} is a ${d.type} run, not a fleet rollout`);
-  if (d.status.name === 'RUNNING') {
-    try {
-      return { progress: await withTimeout(handle.query(fleetProgressQuery), 10_000), running: true };
-    } catch (err) {
-      throw new CliFailure(
-        `fleet ${fleetId} runs but does not answer (${oneLine(err)}); is a fleet worker running (\`defenseclaw-upgrade fleet worker\`)?`,
-      );
-    }
-  }
-  if (d.status.name === 'CONTINUED_AS_NEW') return fleetSnapshot(client, fleetId); // raced a rotation
-  return { progress: await fleetResultOf(handle), running: false };
 }
 
 export async function fleetStatusCommand(fleetId: string, flags: { json?: boolean; all?: boolean }): Promise<number> {

@@ -34,6 +34,7 @@ import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color } from '../render/format.js';
 import { readPlanFile } from '../rollout-plan.js';
 import { flag, interactiveTerminal, link, requestedBy } from './shared.js';
+import { workflowSnapshot } from './snapshot.js';
 
 interface RolloutFlags {
   plan?: string;
@@ -211,27 +212,18 @@ export function renderRollout(p: RingProgress): string {
 }
 
 /** The rollout now: its query while it runs, its result once it ended. */
-export async function rolloutSnapshot(
-  client: Client,
-  id: string,
-): Promise<{ progress: RingProgress; running: boolean }> {
-  const handle = client.workflow.getHandle(id);
-  const d = await handle.describe().catch((err: unknown) => {
-    throw new CliFailure(`no ring rollout ${id}: ${oneLine(err)}`);
+export function rolloutSnapshot(client: Client, id: string): Promise<{ progress: RingProgress; running: boolean }> {
+  return workflowSnapshot<RingProgress>(client, id, {
+    type: WORKFLOW_RINGS,
+    what: 'ring rollout',
+    query: ringProgressQuery,
+    silent: (err) => `rollout ${id} runs but does not answer (${oneLine(err)}); is a fleet worker running?`,
+    // ringRollout returns its result for every verdict.
+    ended: (handle) =>
+      (handle.result() as Promise<RingRolloutResult>).catch((err: unknown) => {
+        throw new CliFailure(`rollout ${id} ended without a result: ${oneLine(err)}`);
+      }),
   });
-  if (d.type !== WORKFLOW_RINGS) throw new CliFailure(`${id} is a ${d.type} run, not a ring rollout`);
-  if (d.status.name === 'RUNNING') {
-    try {
-      return { progress: await handle.query(ringProgressQuery), running: true };
-    } catch (err) {
-      throw new CliFailure(`rollout ${id} runs but does not answer (${oneLine(err)}); is a fleet worker running?`);
-    }
-  }
-  try {
-    return { progress: (await handle.result()) as RingRolloutResult, running: false };
-  } catch (err) {
-    throw new CliFailure(`rollout ${id} ended without a result: ${oneLine(err)}`);
-  }
 }
 
 export async function rolloutStatusCommand(id: string, flags: { json?: boolean }): Promise<number> {
