@@ -3,6 +3,7 @@
  * declares flags and maps errors to one line and an exit code (0 ok, 1 failure, 2 usage).
  */
 import { Command, CommanderError, Option } from 'commander';
+import { TOOL_VERSION } from '../worker/tool-version.js';
 import { runWorkerForeground } from '../worker/worker.js';
 import { ON_FAILURE, RECONNECTING } from '../workflows/types.js';
 import { agentStart, agentStatusCommand, agentStop } from './commands/agent.js';
@@ -16,7 +17,7 @@ import { upgradeCommand } from './commands/upgrade.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
 
-export const TOOL_VERSION = '0.1.0';
+export { TOOL_VERSION };
 
 function targetOptions(cmd: Command): Command {
   return cmd
