@@ -14,6 +14,7 @@ import { showCommand } from './commands/show.js';
 import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
 import { registerFleetCommands } from './commands/fleet.js';
+import { registerWorkerServiceCommands } from './commands/worker-service.js';
 import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
 
 export const TOOL_VERSION = '0.1.0';
@@ -129,7 +130,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(action((flags) => agentStatusCommand(flags)));
 
-  sourceOptions(
+  const worker = sourceOptions(
     program
       .command('worker')
       .description("run this host's worker in the foreground for a remote cluster (TEMPORAL_ADDRESS, TLS / API key)")
@@ -165,6 +166,7 @@ export function buildProgram(): Command {
       },
     ),
   );
+  registerWorkerServiceCommands(worker);
   registerFleetCommands(program);
   return program;
 }
