@@ -170,10 +170,16 @@ export async function installService(
   if (!hasCurrent) out(`link  ${currentLink} -> versions/${PACKAGE_VERSION}\n`);
   else out(`keep  ${currentLink} (already there)\n`);
   if (chownNeeded) {
+    // A self-update writes in the upgrader root; a launchd daemon's node reads the env file and logs as the account.
+    const owned = [
+      L.upgraderRoot,
+      path.dirname(versionDir),
+      ...(L.platform === 'darwin' ? [path.dirname(L.envFile), L.envFile, path.dirname(L.logFile!)] : []),
+    ].join(' ');
     out(
       canChown
-        ? `chown ${L.account.name}:${L.account.group} ${L.upgraderRoot} ${path.dirname(versionDir)} (a self-update writes there)\n`
-        : `note: chown ${L.account.name} ${L.upgraderRoot} and ${path.dirname(versionDir)} by hand once the account exists (a self-update writes there)\n`,
+        ? `chown ${L.account.name}:${L.account.group} ${owned}\n`
+        : `note: chown ${L.account.name}:${L.account.group} ${owned} once the account exists (the worker writes or reads them as ${L.account.name})\n`,
     );
   }
   for (const c of commands) out(`run   ${showCommand(c)}\n`);
