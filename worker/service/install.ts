@@ -3,7 +3,7 @@
  * environment file (0600) and the upgrader root (launcher.mjs, versions/<v>, current), all checked
  * before anything is written; `--dry-run` prints the same plan and writes nothing.
  */
-import { existsSync } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { collectEnv, maskEnvText, maskPair, renderEnvFile, type EnvFlags } from './env-file.js';
@@ -48,7 +48,14 @@ export async function installService(
       'a system-scope service needs root: run it as root, or install for this user with --scope user',
     );
   }
-  if (!prefix && !dry) checkServiceManager(L, env);
+  if (!prefix && !dry) {
+    checkServiceManager(L, env);
+    try {
+      accessSync(L.nodePath, constants.X_OK);
+    } catch {
+      throw new ServiceError(`--node ${L.nodePath} is not an executable file on this host`, 2);
+    }
+  }
   if (L.scope === 'system' && !r.accountFound && !prefix && !dry) {
     throw new ServiceError(
       `the account ${L.account.name} does not exist on this host: create it (it should own ${L.account.dataDir}) or name another with --user`,
