@@ -459,6 +459,19 @@ describe('refusals: one line, nothing written', () => {
       'defenseclaw-upgrade: a system-scope service needs root: run it as root, or install for this user with --scope user\n',
     );
     assert.deepEqual(await fs.readdir(home), []);
+    // Without --scope: a user service for a non-root user, a system one for root.
+    const asUser = await cliAsNobody(['worker', 'install', '--dry-run', '--platform', 'linux'], home);
+    assert.equal(asUser.code, 0, asUser.stderr);
+    assert.match(asUser.stdout, /^dry run \(nothing written, nothing run\): systemd user service, runs as /);
+    assert.match(asUser.stdout, /^run {3}systemctl --user enable --now defenseclaw-upgrade-worker\.service$/m);
+    if (IS_ROOT) {
+      const asRoot = await cli(['worker', 'install', '--dry-run', '--platform', 'linux'], userEnv(home));
+      assert.match(
+        asRoot.stdout,
+        /^dry run \(nothing written, nothing run\): systemd system service, runs as defenseclaw/,
+      );
+    }
+    assert.deepEqual(await fs.readdir(home), []);
   });
 
   it('a --root the user cannot write', async () => {

@@ -43,6 +43,7 @@ export async function ensureDir(dir: string, mode: number, owner?: Owner): Promi
 /** Writes through a temporary file in the same directory and a rename: never a half-written file. */
 export async function writeAtomic(file: string, content: string | Buffer, mode: number, owner?: Owner): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}`);
+  await rm(tmp, { force: true });
   try {
     await writeFile(tmp, content, { mode, flag: 'wx' });
     await chmod(tmp, mode);

@@ -11,6 +11,7 @@ export function launchdDomain(layout: Layout): string {
   return layout.scope === 'system' ? 'system' : `gui/${layout.account.uid ?? process.getuid?.() ?? 0}`;
 }
 
+/** `bootout` may fail (nothing loaded yet): runManager tolerates it. */
 export function installCommands(layout: Layout, replacing: boolean): string[][] {
   if (layout.platform === 'linux') {
     return [
@@ -21,7 +22,8 @@ export function installCommands(layout: Layout, replacing: boolean): string[][] 
   }
   const domain = launchdDomain(layout);
   return [
-    ...(replacing ? [['launchctl', 'bootout', `${domain}/${LAUNCHD_LABEL}`]] : []),
+    // bootstrap refuses a label that is loaded already (a replaced or leftover job): unload it first.
+    ['launchctl', 'bootout', `${domain}/${LAUNCHD_LABEL}`],
     ['launchctl', 'enable', `${domain}/${LAUNCHD_LABEL}`],
     ['launchctl', 'bootstrap', domain, layout.servicePath],
   ];

@@ -5,7 +5,9 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { lexists, linkTarget, readIfExists } from './files.js';
+import { linkTarget, readIfExists } from './files.js';
+import { checkServiceManager } from './host-checks.js';
+import type { Layout } from './layout.js';
 import { managerState } from './manager.js';
 import { hostPath, resolveService, type ServiceFlags } from './resolve.js';
 
@@ -35,6 +37,15 @@ async function readJson(p: string): Promise<Record<string, unknown> | undefined>
     return JSON.parse(await readFile(p, 'utf8')) as Record<string, unknown>;
   } catch {
     return undefined;
+  }
+}
+
+function managerAvailable(layout: Layout, env: NodeJS.ProcessEnv): boolean {
+  try {
+    checkServiceManager(layout, env);
+    return true;
+  } catch {
+    return false;
   }
 }
 
@@ -83,7 +94,7 @@ export async function serviceStatus(flags: ServiceFlags, env: NodeJS.ProcessEnv)
       : {}),
     ...(lastRevert ? { lastRevert } : {}),
   };
-  if (!prefix && service !== undefined && (await lexists(L.platform === 'linux' ? '/run/systemd/system' : '/'))) {
+  if (!prefix && service !== undefined && managerAvailable(L, env)) {
     status.manager = await managerState(L).catch(() => undefined);
   }
   return status;
