@@ -233,6 +233,24 @@ describe('worker install, systemd', () => {
     }
   });
 
+  it('without --user: the owner of DEFENSECLAW_HOME runs it', async () => {
+    const root = await tmp();
+    const uid = process.getuid?.() ?? 0;
+    const gid = process.getgid?.() ?? 0;
+    await fs.mkdir(path.join(root, 'etc'));
+    await fs.writeFile(path.join(root, 'etc', 'passwd'), `own:x:${uid}:${gid}::/home/own:/bin/sh\n`);
+    await fs.mkdir(path.join(root, 'data', 'dc'), { recursive: true });
+    const r = await cli(
+      ['worker', 'install', '--root', root, '--platform', 'linux', '--scope', 'system'],
+      userEnv(root, { DEFENSECLAW_HOME: '/data/dc' }),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const unit = await fs.readFile(path.join(root, UNIT), 'utf8');
+    assert.match(unit, /^User=own$/m);
+    assert.match(unit, /^Environment=DEFENSECLAW_HOME=\/data\/dc$/m);
+    assert.match(unit, /^ReadWritePaths=\/data\/dc \/home\/own\/\.local\/bin -\/home\/own\/\.openclaw$/m);
+  });
+
   it('deploy/defenseclaw-upgrade-worker.service is exactly what install writes for the default settings', async () => {
     const root = await tmp();
     const r = await cli(

@@ -195,6 +195,14 @@ export async function installService(
       'note: no TEMPORAL_ADDRESS (--address) nor TEMPORAL_PROFILE: the worker will look for Temporal at localhost:7233\n',
     );
   }
+  for (const [name, dir] of [
+    ['DEFENSECLAW_HOME', L.account.dataDir],
+    ['DEFENSECLAW_BIN_DIR', L.account.binDir],
+  ] as const) {
+    if (L.platform === 'linux' && L.scope === 'system' && !existsSync(hostPath(prefix, dir))) {
+      out(`note: ${name} ${dir} does not exist yet: the service cannot start until it does (ReadWritePaths)\n`);
+    }
+  }
   if (dry) return 0;
 
   for (const f of files) {
