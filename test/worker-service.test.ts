@@ -680,5 +680,10 @@ describe('`worker` without a subcommand still runs the foreground worker', () =>
     assert.match(r.stderr, /cannot reach Temporal at 127\.0\.0\.1:1/);
     const bad = await cli(['worker', 'frobnicate'], userEnv(home));
     assert.equal(bad.code, 2);
+    for (const sub of ['install', 'uninstall', 'status']) {
+      const h = await cli(['worker', sub, '--help'], userEnv(home));
+      assert.equal(h.code, 0, h.stderr);
+      assert.match(h.stdout, new RegExp(`^Usage: defenseclaw-upgrade worker ${sub} \\[options\\]`));
+    }
   });
 });
