@@ -231,6 +231,29 @@ describe('worker install, systemd', () => {
       assert.deepEqual([st.uid, st.gid], [4242, 4343]);
       assert.equal((await fs.stat(path.join(root, ENV_FILE))).uid, 0);
     }
+    // launchd: the daemon's own node reads the env file and writes the log, so both are the account's.
+    const mac = await tmp();
+    await fs.cp(path.join(root, 'etc'), path.join(mac, 'etc'), {
+      recursive: true,
+      filter: (p) => !p.includes('defenseclaw-upgrade') && !p.includes('systemd'),
+    });
+    const m = await cli(
+      ['worker', 'install', '--root', mac, '--platform', 'darwin', '--scope', 'system', '--user', 'svc'],
+      userEnv(mac),
+    );
+    assert.equal(m.code, 0, m.stderr);
+    assert.match(await fs.readFile(path.join(mac, PLIST), 'utf8'), /<key>UserName<\/key>\s*<string>svc<\/string>/);
+    if (IS_ROOT) {
+      for (const p of [
+        ENV_FILE,
+        path.dirname(ENV_FILE),
+        'Library/Logs/defenseclaw-upgrade',
+        'opt/defenseclaw-upgrade',
+      ]) {
+        assert.equal((await fs.stat(path.join(mac, p))).uid, 4242, p);
+      }
+      assert.equal((await fs.stat(path.join(mac, PLIST))).uid, 0);
+    }
   });
 
   it('without --user: the owner of DEFENSECLAW_HOME runs it', async () => {
