@@ -166,8 +166,8 @@ export function buildProgram(): Command {
       },
     ),
   );
-  registerWorkerServiceCommands(worker);
   registerFleetCommands(program);
+  registerWorkerServiceCommands(worker);
   return program;
 }
 
