@@ -15,6 +15,7 @@ import { showCommand } from './commands/show.js';
 import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
 import { registerFleetCommands } from './commands/fleet.js';
+import { registerWorkerServiceCommands } from './commands/worker-service.js';
 import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
 
 export { TOOL_VERSION };
@@ -130,7 +131,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(action((flags) => agentStatusCommand(flags)));
 
-  sourceOptions(
+  const worker = sourceOptions(
     program
       .command('worker')
       .description("run this host's worker in the foreground for a remote cluster (TEMPORAL_ADDRESS, TLS / API key)")
@@ -167,6 +168,7 @@ export function buildProgram(): Command {
     ),
   );
   registerFleetCommands(program);
+  registerWorkerServiceCommands(worker);
   return program;
 }
 
