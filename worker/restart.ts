@@ -18,6 +18,11 @@ export function onRestartRequested(fn: Handler): () => void {
   };
 }
 
+/** Whether this process can honour a restart (a foreground worker registered how). */
+export function restartAvailable(): boolean {
+  return handler !== undefined;
+}
+
 /** Whether a restart was asked for (the foreground worker then exits 75). */
 export function restartRequested(): boolean {
   return requested;

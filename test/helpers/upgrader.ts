@@ -152,3 +152,47 @@ export function reverts(root: string): Array<{ at: string; from: string; to: str
     return [];
   }
 }
+
+/**
+ * A platform bundle of this tree for tests, laid out as scripts/make-bundle makes one:
+ * `<outDir>/<v>/defenseclaw-upgrade-<v>-<platform>-<arch>.tar.gz` under one top folder
+ * `defenseclaw-upgrade-<v>/` (package.json stamped with `version`, dist/ without the tests, the
+ * production dependencies with only this platform's Temporal core bridge) and `<outDir>/<v>/SHA256SUMS`.
+ */
+export async function makeTestBundle(version: string, outDir: string): Promise<{ file: string; sha256: string }> {
+  const { create } = await import('tar');
+  const { createHash } = await import('node:crypto');
+  const top = `defenseclaw-upgrade-${version}`;
+  const stage = fs.mkdtempSync(path.join(outDir, '.stage-'));
+  const tree = path.join(stage, top);
+  fs.mkdirSync(path.join(tree, 'node_modules', '@temporalio'), { recursive: true });
+  const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
+  fs.writeFileSync(path.join(tree, 'package.json'), `${JSON.stringify({ ...pkg, version }, null, 2)}\n`);
+  fs.symlinkSync(DIST, path.join(tree, 'dist'));
+  const modules = fs.realpathSync(path.join(REPO_ROOT, 'node_modules'));
+  const lock = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package-lock.json'), 'utf8')) as {
+    packages: Record<string, { dev?: boolean; devOptional?: boolean; optional?: boolean }>;
+  };
+  for (const [k, v] of Object.entries(lock.packages)) {
+    if (!k || v.dev || v.devOptional || v.optional) continue;
+    const rel = k.replace(/^node_modules\//, '');
+    if (rel.includes('/node_modules/')) continue; // comes with its parent
+    fs.mkdirSync(path.dirname(path.join(tree, 'node_modules', rel)), { recursive: true });
+    fs.symlinkSync(path.join(modules, rel), path.join(tree, 'node_modules', rel));
+  }
+  const triple = `${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-${process.platform === 'darwin' ? 'apple-darwin' : 'unknown-linux-gnu'}`;
+  const skip = (p: string) =>
+    /(^|\/)dist\/test(\/|$)/.test(p) ||
+    p.endsWith('.map') ||
+    /core-bridge\/sdk-core(\/|$)/.test(p) ||
+    (/core-bridge\/releases\/[^/]+/.test(p) && !p.includes(`core-bridge/releases/${triple}`));
+  const dir = path.join(outDir, version);
+  fs.mkdirSync(dir, { recursive: true });
+  const name = `defenseclaw-upgrade-${version}-${process.platform}-${process.arch}.tar.gz`;
+  const file = path.join(dir, name);
+  await create({ file, cwd: stage, gzip: { level: 1 }, follow: true, portable: true, filter: (p) => !skip(p) }, [top]);
+  const sha256 = createHash('sha256').update(fs.readFileSync(file)).digest('hex');
+  fs.writeFileSync(path.join(dir, 'SHA256SUMS'), `${sha256}  ${name}\n`);
+  fs.rmSync(stage, { recursive: true, force: true });
+  return { file, sha256 };
+}
