@@ -5,7 +5,8 @@
  * upgrade ends as an unswitched one does, its interrupted activity retried on B.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -26,9 +27,11 @@ import { AGENT_WORKFLOW_QUEUE, hostWorkflowId, taskQueueForHost, type UpgradeRes
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 import { startTestEnvironment } from './helpers/temporal.js';
+import { CLI_MAIN } from './helpers/cli.js';
 import {
   link,
   linked,
+  makeBrokenBundle,
   makeTestBundle,
   makeVersion,
   readyMark,
@@ -40,6 +43,7 @@ import {
 
 const A = '0.2.0';
 const B = '0.2.1';
+const BROKEN = '0.2.9';
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'dcu-self-update-'));
 const mirrorDir = path.join(tmp, 'mirror');
 let mirror: http.Server;
@@ -61,7 +65,7 @@ function serveFile(res: http.ServerResponse, file: string, mutate?: (b: Buffer) 
 
 before(async () => {
   fs.mkdirSync(mirrorDir, { recursive: true });
-  await makeTestBundle(B, mirrorDir);
+  await Promise.all([makeTestBundle(B, mirrorDir), makeBrokenBundle(BROKEN, mirrorDir)]);
   mirror = http.createServer((req, res) => {
     const p = decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname);
     served.push(p);
@@ -288,7 +292,7 @@ function comparable(r: UpgradeResult) {
   return { ok: r.ok, outcome: r.outcome, from: r.from, to: r.to, artifacts: r.artifacts.map((a) => a.name).sort() };
 }
 
-describe('a host worker under the launcher, switched mid-upgrade', () => {
+describe('under the launcher, against a dev server', () => {
   let env: TestWorkflowEnvironment;
   let connection: NativeConnection;
   let releases: ReleaseServer;
@@ -418,6 +422,79 @@ describe('a host worker under the launcher, switched mid-upgrade', () => {
     const retried = onB.filter((a) => a.attempt > 1);
     assert.ok(retried.length > 0, `an activity retried on B: ${JSON.stringify(acts)}`);
     process.stderr.write(`retried on B: ${retried.map((a) => `${a.type}#${a.attempt}`).join(', ')}\n`);
+  });
+
+  test("self-update moves the controller's fleet worker to B, proven by its poll; a B that cannot start is reverted", async () => {
+    const { root, env: vars } = hostEnv({
+      TEMPORAL_ADDRESS: env.address,
+      TEMPORAL_NAMESPACE: env.namespace ?? 'default',
+      DEFENSECLAW_UPGRADER_BUNDLE_URL: mirrorUrl,
+    });
+    delete vars.DEFENSECLAW_UPGRADER_LAUNCHER;
+    makeVersion(root, A, 'real');
+    link(root, 'current', A);
+    const launcher = startLauncher(root, ['fleet', 'worker', '--task-queue', 'self-update-controller'], vars);
+    launchers.push(launcher);
+    const markA = await until(() => readyMark(root, A), 60_000, `the controller on A polling (${launcher.stderr()})`);
+    assert.match(markA.identity, /fleet/);
+
+    const cli = (version: string) =>
+      promisify(execFile)(process.execPath, [CLI_MAIN, 'self-update', '--version', version, '--deadline', '20'], {
+        env: vars,
+        timeout: 120_000,
+      }).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e: { code?: number; stdout?: string; stderr?: string }) => ({
+          code: e.code ?? 1,
+          stdout: e.stdout ?? '',
+          stderr: e.stderr ?? '',
+        }),
+      );
+    const t0 = Date.now();
+    const up = await cli(B);
+    assert.equal(up.code, 0, `${up.stdout}${up.stderr}`);
+    assert.equal(up.stdout.trim().split('\n').length, 1);
+    assert.match(
+      up.stdout,
+      new RegExp(
+        `switched ${A} → ${B} \\(bundle\\): the launcher's process \\(pid ${launcher.child.pid}\\) runs and polls ${B}`,
+      ),
+    );
+    const markB = readyMark(root, B);
+    assert.ok(markB && markB.pid !== markA.pid, 'a new process of B polls');
+    assert.equal(linked(root, 'current'), B);
+    process.stderr.write(`controller self-update ${A} → ${B}: ${Date.now() - t0} ms\n`);
+
+    const again = await cli(B);
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /already current/);
+
+    const down = await cli(BROKEN);
+    assert.equal(down.code, 1, down.stdout + down.stderr);
+    assert.match(
+      down.stdout,
+      new RegExp(
+        `${BROKEN} was reverted to ${B} by the launcher: version ${BROKEN} exited \\(code 3\\) before it polled`,
+      ),
+    );
+    assert.equal(linked(root, 'current'), B);
+    assert.equal(reverts(root).length, 1);
+    assert.equal(
+      launcher
+        .stderr()
+        .split('\n')
+        .filter((l) => l.includes(`reverted ${BROKEN} → ${B}`)).length,
+      1,
+    );
+    // B runs again and polls.
+    await until(
+      () => {
+        const m = readyMark(root, B);
+        return m && m.pid !== markB.pid;
+      },
+      60_000,
+      'B polling again',
+    );
   });
 });
 

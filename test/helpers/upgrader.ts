@@ -196,3 +196,23 @@ export async function makeTestBundle(version: string, outDir: string): Promise<{
   fs.rmSync(stage, { recursive: true, force: true });
   return { file, sha256 };
 }
+
+/** A bundle as makeTestBundle lays it out whose entry point exits 3 at once (a version that cannot start). */
+export async function makeBrokenBundle(version: string, outDir: string): Promise<void> {
+  const { create } = await import('tar');
+  const { createHash } = await import('node:crypto');
+  const top = `defenseclaw-upgrade-${version}`;
+  const stage = fs.mkdtempSync(path.join(outDir, '.stage-'));
+  fs.mkdirSync(path.join(stage, top, 'dist', 'client'), { recursive: true });
+  fs.writeFileSync(path.join(stage, top, 'package.json'), JSON.stringify({ name: 'defenseclaw-upgrade', version }));
+  fs.writeFileSync(path.join(stage, top, 'dist', 'client', 'main.js'), 'process.exit(3);\n');
+  const dir = path.join(outDir, version);
+  fs.mkdirSync(dir, { recursive: true });
+  const name = `defenseclaw-upgrade-${version}-${process.platform}-${process.arch}.tar.gz`;
+  await create({ file: path.join(dir, name), cwd: stage, gzip: true, portable: true }, [top]);
+  const sha256 = createHash('sha256')
+    .update(fs.readFileSync(path.join(dir, name)))
+    .digest('hex');
+  fs.writeFileSync(path.join(dir, 'SHA256SUMS'), `${sha256}  ${name}\n`);
+  fs.rmSync(stage, { recursive: true, force: true });
+}
