@@ -22,12 +22,18 @@ export type VersionKind =
   | 'hang'
   /** a folder with no entry point at all */
   | 'no-entry'
+  /** no folder at all (`current` left dangling) */
+  | 'missing'
   /** an entry that is not JavaScript */
   | 'garbage';
 
 /** Makes <root>/versions/<version> of the given kind; answers its folder. */
 export function makeVersion(root: string, version: string, kind: VersionKind = 'real'): string {
   const dir = path.join(root, 'versions', version);
+  if (kind === 'missing') {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    return dir;
+  }
   fs.mkdirSync(dir, { recursive: true });
   const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
   fs.writeFileSync(path.join(dir, 'package.json'), `${JSON.stringify({ ...pkg, version }, null, 2)}\n`);
