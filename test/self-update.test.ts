@@ -34,6 +34,8 @@ import {
   makeBrokenBundle,
   makeTestBundle,
   makeVersion,
+  publishBundle,
+  rawTarGz,
   readyMark,
   reverts,
   startLauncher,
@@ -161,6 +163,60 @@ describe('updateUpgrader from a bundle mirror', () => {
       served.filter((s) => s.includes('evil')),
       [],
     );
+  });
+  test('a bundle whose checksum is right but whose entries are unsafe is refused, nothing written outside staging', async () => {
+    const { root, env } = hostEnv({ DEFENSECLAW_UPGRADER_BUNDLE_URL: mirrorUrl });
+    makeVersion(root, A, 'no-entry');
+    link(root, 'current', A);
+    const escape = path.join(tmp, 'escaped');
+    const pkg = (v: string) => JSON.stringify({ name: 'defenseclaw-upgrade', version: v });
+    const cases: Array<[string, Parameters<typeof rawTarGz>[0], RegExp]> = [
+      ['0.3.1', [{ path: 'defenseclaw-upgrade-0.3.1/../../escaped', type: 'file', body: 'x' }], /a path with \.\./],
+      ['0.3.2', [{ path: '/tmp/escaped', type: 'file', body: 'x' }], /an absolute path/],
+      [
+        '0.3.3',
+        [
+          { path: 'defenseclaw-upgrade-0.3.3/package.json', type: 'file', body: pkg('0.3.3') },
+          { path: 'defenseclaw-upgrade-0.3.3/dist', type: 'symlink', linkpath: '../../../..' },
+        ],
+        /a link escaping the tree/,
+      ],
+      [
+        '0.3.4',
+        [{ path: 'defenseclaw-upgrade-0.3.4/passwd', type: 'hardlink', linkpath: '/etc/passwd' }],
+        /an entry of type Link/,
+      ],
+      ['0.3.5', [{ path: 'defenseclaw-upgrade-0.3.5/fifo', type: 'fifo' }], /an entry of type FIFO/],
+      [
+        '0.3.6',
+        [
+          { path: 'defenseclaw-upgrade-0.3.6/package.json', type: 'file', body: pkg('0.3.6') },
+          { path: 'other-top/x', type: 'file', body: 'x' },
+        ],
+        /outside the top folder/,
+      ],
+    ];
+    for (const [version, entries, why] of cases) {
+      publishBundle(mirrorDir, version, rawTarGz(entries));
+      const err = await refusal(updateUpgrader(loadHostConfig(env), { version }));
+      assert.equal(err.type, 'UnsafeArchive', `${version}: ${err.message}`);
+      assert.match(err.message, why);
+      assertNothingChanged(root, version);
+    }
+    assert.equal(fs.existsSync(escape), false);
+    assert.equal(fs.existsSync('/tmp/escaped'), false);
+    // A bundle that holds another version than the one asked for is refused too.
+    publishBundle(
+      mirrorDir,
+      '0.3.7',
+      rawTarGz([
+        { path: 'defenseclaw-upgrade-0.3.7/package.json', type: 'file', body: pkg('0.3.8') },
+        { path: 'defenseclaw-upgrade-0.3.7/dist/client/main.js', type: 'file', body: '' },
+      ]),
+    );
+    const err = await refusal(updateUpgrader(loadHostConfig(env), { version: '0.3.7' }));
+    assert.equal(err.type, 'VersionMismatch');
+    assertNothingChanged(root, '0.3.7');
   });
 });
 
