@@ -20,13 +20,14 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { updateUpgrader, upgraderSwitchOutcome } from '../activities/upgrader-update.js';
+import { isAlive } from '../worker/agent.js';
 import { loadHostConfig } from '../worker/host-config.js';
 import { onRestartRequested } from '../worker/restart.js';
 import { createHostWorker, createWorkflowWorker } from '../worker/worker.js';
 import { AGENT_WORKFLOW_QUEUE, hostWorkflowId, taskQueueForHost, type UpgradeResult } from '../workflows/types.js';
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
-import { startTestEnvironment } from './helpers/temporal.js';
+import { startTestEnvironment, temporalCliPath } from './helpers/temporal.js';
 import { CLI_MAIN } from './helpers/cli.js';
 import {
   link,
@@ -317,6 +318,49 @@ describe('updateUpgrader from a registry', () => {
   });
 });
 
+describe('self-update without a launcher', () => {
+  test('switches, stops the local agent, and the next command starts the agent on the new version', async () => {
+    const { root, env: vars } = hostEnv({
+      DEFENSECLAW_UPGRADER_BUNDLE_URL: mirrorUrl,
+      TEMPORAL_CLI_PATH: await temporalCliPath(),
+    });
+    delete vars.DEFENSECLAW_UPGRADER_LAUNCHER;
+    makeVersion(root, A, 'real');
+    link(root, 'current', A);
+    // The CLI as installed: run from <root>/current.
+    const installed = path.join(root, 'current', 'dist', 'client', 'main.js');
+    const run = (args: string[]) =>
+      promisify(execFile)(process.execPath, args, { env: vars, timeout: 120_000 }).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e: { code?: number; stdout?: string; stderr?: string }) => ({
+          code: e.code ?? 1,
+          stdout: e.stdout ?? '',
+          stderr: e.stderr ?? '',
+        }),
+      );
+    const cmdline = (pid: number) => fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').join(' ');
+    const first = await run([installed, 'agent', 'start', '--json']);
+    assert.equal(first.code, 0, first.stderr);
+    const agentA = (JSON.parse(first.stdout) as { pid: number }).pid;
+    try {
+      assert.match(cmdline(agentA), new RegExp(`versions/${A.replace(/\./g, '\\.')}/`));
+      const up = await run([installed, 'self-update', '--version', B]);
+      assert.equal(up.code, 0, up.stderr);
+      assert.equal(up.stdout.trim().split('\n').length, 1);
+      assert.match(up.stdout, new RegExp(`switched ${A} → ${B} \\(bundle\\) in .*the local agent was stopped`));
+      assert.equal(isAlive(agentA), false, 'the old agent is gone');
+      assert.equal(linked(root, 'current'), B);
+      assert.equal(fs.existsSync(path.join(root, 'switch.json')), false, 'no launcher to prove it: no switch.json');
+      const next = await run([installed, 'agent', 'start', '--json']);
+      assert.equal(next.code, 0, next.stderr);
+      const agentB = (JSON.parse(next.stdout) as { pid: number }).pid;
+      assert.match(cmdline(agentB), new RegExp(`versions/${B.replace(/\./g, '\\.')}/`));
+    } finally {
+      await run([installed, 'agent', 'stop']);
+    }
+  });
+});
+
 // ---------------------------------------------------------------------------------------------------------------
 
 const { EventType } = proto.temporal.api.enums.v1;
@@ -455,6 +499,7 @@ describe('under the launcher, against a dev server', () => {
     await until(() => !fs.existsSync(path.join(root, 'switch.json')), 5000, 'the proven switch');
     assert.equal(linked(root, 'current'), B);
     assert.deepEqual(reverts(root), []);
+    assert.doesNotMatch(launcher.stderr(), /the worker exited/, 'A exited 75: restarted at once, no backoff');
     const outcome = await env.client.workflow.execute('switchOutcomeOnHost', {
       taskQueue: 'upgrader-test',
       workflowId: `switch-outcome-${swName}`,
