@@ -580,6 +580,14 @@ describe('under the launcher, against a dev server', () => {
     );
     assert.equal(linked(root, 'current'), B);
     assert.equal(reverts(root).length, 1);
+    // What a rollout reads from the host afterwards.
+    const seen = await upgraderSwitchOutcome(loadHostConfig(vars), { version: BROKEN });
+    assert.equal(seen.current, B);
+    assert.equal(seen.pending, undefined);
+    assert.deepEqual(
+      { ...seen.reverted, at: undefined },
+      { from: BROKEN, to: B, reason: `version ${BROKEN} exited (code 3) before it polled`, at: undefined },
+    );
     assert.equal(
       launcher
         .stderr()
