@@ -297,7 +297,9 @@ describe('updateUpgrader from a registry', () => {
   test('a verified tarball is installed by npm side by side and switched to', async () => {
     const { root, env } = hostEnv({ DEFENSECLAW_UPGRADER_REGISTRY: registryUrl });
     makeVersion(root, A, 'no-entry');
+    makeVersion(root, '0.1.9', 'no-entry');
     link(root, 'current', A);
+    link(root, 'previous', '0.1.9');
     const before = restarts;
     const r = await updateUpgrader(loadHostConfig(env), { version: V, deadlineSeconds: 30 });
     assert.deepEqual(r, { from: A, to: V, source: 'registry' });
@@ -305,6 +307,7 @@ describe('updateUpgrader from a registry', () => {
     assert.ok(fs.existsSync(entry), 'installed where the launcher looks');
     assert.equal(linked(root, 'current'), V);
     assert.equal(linked(root, 'previous'), A);
+    assert.deepEqual(fs.readdirSync(path.join(root, 'versions')).sort(), [A, V], 'older versions pruned');
     const sw = JSON.parse(fs.readFileSync(path.join(root, 'switch.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(
       { ...sw, startedAt: undefined },
