@@ -3,6 +3,7 @@
  * declares flags and maps errors to one line and an exit code (0 ok, 1 failure, 2 usage).
  */
 import { Command, CommanderError, Option } from 'commander';
+import { RESTART_EXIT_CODE, restartRequested } from '../worker/restart.js';
 import { TOOL_VERSION } from '../worker/tool-version.js';
 import { runWorkerForeground } from '../worker/worker.js';
 import { ON_FAILURE, RECONNECTING } from '../workflows/types.js';
@@ -11,6 +12,7 @@ import { backupsCommand } from './commands/backups.js';
 import { cancelCommand } from './commands/cancel.js';
 import { historyCommand } from './commands/history.js';
 import { rollbackCommand } from './commands/rollback.js';
+import { selfUpdateCommand } from './commands/self-update.js';
 import { showCommand } from './commands/show.js';
 import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
@@ -163,10 +165,27 @@ export function buildProgram(): Command {
               `worker for host ${i.host} polling ${i.taskQueue} on ${i.address} (namespace ${i.namespace}), ${flags.withWorkflows ? 'activities and workflows' : 'activities only'}\n`,
             ),
         });
-        return 0;
+        return restartRequested() ? RESTART_EXIT_CODE : 0;
       },
     ),
   );
+  program
+    .command('self-update')
+    .description(
+      "move this machine's defenseclaw-upgrade to another version (the controller's fleet worker, the local agent): install side by side, switch, restart through the launcher, which reverts a version that does not poll",
+    )
+    .option(
+      '--version <X.Y.Z>',
+      'the version to install (from DEFENSECLAW_UPGRADER_BUNDLE_URL, else DEFENSECLAW_UPGRADER_REGISTRY)',
+    )
+    .option('--root <dir>', 'the upgrader root (env DEFENSECLAW_UPGRADER_ROOT)')
+    .option('--deadline <seconds>', 'how long the new version has to poll before the launcher reverts it', '120')
+    .option('--json', 'machine-readable output')
+    .action(
+      action((flags: { version?: string; root?: string; deadline?: string; json?: boolean }) =>
+        selfUpdateCommand(flags),
+      ),
+    );
   registerFleetCommands(program);
   registerWorkerServiceCommands(worker);
   return program;
