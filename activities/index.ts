@@ -18,6 +18,7 @@ import * as releases from './releases.js';
 import * as releaseTicket from './release-ticket.js';
 import * as signature from './signature.js';
 import { FailureType, refuse, validated, withHeartbeat } from './support.js';
+import * as upgrader from './upgrader-update.js';
 
 export function createActivities(config: HostConfig) {
   return heartbeatAll({
@@ -86,6 +87,9 @@ export function createActivities(config: HostConfig) {
     restoreFiles: (input: { backupId: string }) => backup.restoreFiles(config, input),
     restoreGateway: (input: { backupId: string }) => backup.restoreGateway(config, input),
     restoreVenv: (input: { backupId: string; preserveCurrentAs?: string }) => backup.restoreVenv(config, input),
+    /** Issue 18: this host's worker installs another defenseclaw-upgrade and restarts into it. */
+    updateUpgrader: (input: { version: string; deadlineSeconds?: number }) => upgrader.updateUpgrader(config, input),
+    upgraderSwitchOutcome: (input: { version: string }) => upgrader.upgraderSwitchOutcome(config, input),
   });
 }
 

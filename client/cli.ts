@@ -3,6 +3,7 @@
  * declares flags and maps errors to one line and an exit code (0 ok, 1 failure, 2 usage).
  */
 import { Command, CommanderError, Option } from 'commander';
+import { RESTART_EXIT_CODE, restartRequested } from '../worker/restart.js';
 import { runWorkerForeground } from '../worker/worker.js';
 import { ON_FAILURE, RECONNECTING } from '../workflows/types.js';
 import { agentStart, agentStatusCommand, agentStop } from './commands/agent.js';
@@ -161,7 +162,7 @@ export function buildProgram(): Command {
               `worker for host ${i.host} polling ${i.taskQueue} on ${i.address} (namespace ${i.namespace}), ${flags.withWorkflows ? 'activities and workflows' : 'activities only'}\n`,
             ),
         });
-        return 0;
+        return restartRequested() ? RESTART_EXIT_CODE : 0;
       },
     ),
   );

@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import { parseHostName, parseWith, taskQueueForHost, TASK_QUEUE_PREFIX } from '../workflows/types.js';
+import { underLauncher, upgraderRootFrom } from './upgrader-root.js';
 
 export const GITHUB_API = 'https://api.github.com';
 export const GITHUB_WEB = 'https://github.com';
@@ -40,6 +41,22 @@ export interface ReleaseSource {
   mirror?: string;
   /** Base of a branch's raw files: `${channelBase}/${repo}/${commit}/stable.txt` (the stable channel). */
   channelBase: string;
+}
+
+export const DEFAULT_NPM_REGISTRY = 'https://registry.npmjs.org';
+
+/** Where this host gets a new defenseclaw-upgrade (its own configuration, never a workflow's). */
+export interface UpgraderSource {
+  /** DEFENSECLAW_UPGRADER_ROOT (or the default root). */
+  root: string;
+  /** This process runs under the launcher (DEFENSECLAW_UPGRADER_LAUNCHER=1 and the root set). */
+  underLauncher: boolean;
+  /** DEFENSECLAW_UPGRADER_BUNDLE_URL: `<base>/<v>/SHA256SUMS` and the platform bundle; preferred when set. */
+  bundleUrl?: string;
+  /** DEFENSECLAW_UPGRADER_REGISTRY (default https://registry.npmjs.org). */
+  registry: string;
+  /** Hosts downloads may reach: the mirror's or the registry's. */
+  allowedHosts: string[];
 }
 
 export interface HostConfig {
@@ -77,6 +94,8 @@ export interface HostConfig {
   operatorCheck?: { argv: string[]; timeoutMs: number };
   /** The GitHub token for API calls; a function so it is never serialized with the config. */
   githubToken: () => string | undefined;
+  /** Where a new defenseclaw-upgrade comes from (updateUpgrader); loadHostConfig always sets it. */
+  upgrader?: UpgraderSource;
 }
 
 const HttpUrl = z
@@ -183,6 +202,26 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
     commandEnv,
     operatorCheck: parseOperatorCheck(env.DEFENSECLAW_UPGRADE_CHECK, env.DEFENSECLAW_UPGRADE_CHECK_TIMEOUT_MS),
     githubToken: () => token,
+    upgrader: loadUpgraderSource(env),
+  };
+}
+
+/** DEFENSECLAW_UPGRADER_ROOT, _BUNDLE_URL and _REGISTRY, validated. */
+export function loadUpgraderSource(env: NodeJS.ProcessEnv = process.env): UpgraderSource {
+  const bundleUrl = env.DEFENSECLAW_UPGRADER_BUNDLE_URL
+    ? parseWith(HttpUrl, env.DEFENSECLAW_UPGRADER_BUNDLE_URL, 'upgrader bundle URL')
+    : undefined;
+  const registry = parseWith(
+    HttpUrl,
+    env.DEFENSECLAW_UPGRADER_REGISTRY || DEFAULT_NPM_REGISTRY,
+    'upgrader registry URL',
+  );
+  return {
+    root: upgraderRootFrom(env),
+    underLauncher: underLauncher(env),
+    ...(bundleUrl ? { bundleUrl } : {}),
+    registry,
+    allowedHosts: [hostOf(bundleUrl ?? registry)],
   };
 }
 
@@ -241,5 +280,8 @@ export function describeHostConfig(c: HostConfig): Record<string, unknown> {
     allowUnsigned: c.allowUnsigned,
     allowNoCosign: c.allowNoCosign,
     operatorCheck: c.operatorCheck ? c.operatorCheck.argv[0] : 'none',
+    upgrader: c.upgrader
+      ? `${c.upgrader.bundleUrl ? 'bundle mirror' : 'registry'} on ${c.upgrader.allowedHosts[0]}, root ${c.upgrader.root}${c.upgrader.underLauncher ? ' (under the launcher)' : ''}`
+      : 'none',
   };
 }

@@ -21,6 +21,8 @@ import { installCrashGuard, trackActivities, type CrashGuardOptions } from './cr
 import { ensureSearchAttributes } from './dev-server.js';
 import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
 import { diagnoseTls } from './tls-diagnosis.js';
+import { markReadyWhenPolling } from './ready-mark.js';
+import { onRestartRequested } from './restart.js';
 import {
   LOG_LEVELS,
   Scrubber,
@@ -399,6 +401,16 @@ export async function runWorkerForeground(opts: ForegroundWorkerOptions = {}): P
   }
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // updateUpgrader's restart: after its result was delivered, stop gracefully; the caller exits 75.
+  const offRestart = onRestartRequested(() => {
+    logger.info('restarting on the new version of defenseclaw-upgrade (in-flight activities get their grace time)');
+    try {
+      worker.shutdown();
+    } catch {
+      // already stopping
+    }
+  });
+  const stopMark = new AbortController();
   try {
     const running = worker.run();
     opts.onReady?.({
@@ -407,9 +419,20 @@ export async function runWorkerForeground(opts: ForegroundWorkerOptions = {}): P
       address: target.address,
       namespace: target.namespace,
     });
+    void markReadyWhenPolling({
+      connection,
+      namespace: target.namespace,
+      taskQueue: hostConfig.taskQueue,
+      identity: worker.options.identity,
+      kind: opts.workflows ? 'workflow' : 'activity',
+      env,
+      signal: stopMark.signal,
+    }).then((file) => file && logger.info(`polling ${hostConfig.taskQueue}: wrote ${file} for the launcher`));
     await running;
     logger.info('worker stopped');
   } finally {
+    stopMark.abort();
+    offRestart();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await connection.close().catch(() => undefined);

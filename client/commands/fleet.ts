@@ -81,6 +81,7 @@ import { registerRolloutCommands } from './rollout.js';
 import { withTimeout, workflowSnapshot } from './snapshot.js';
 import { registerScheduleCommands } from './schedule.js';
 import { flag, interactiveTerminal, link, requestedBy, seconds } from './shared.js';
+import { markReadyWhenPolling } from '../../worker/ready-mark.js';
 
 // -------------------------------------------------------------------------------------------------
 // Host lists (pure)
@@ -753,11 +754,22 @@ export async function runFleetWorker(
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  const stopMark = new AbortController();
   try {
     const running = worker.run();
     opts.onReady?.(`fleet worker polling ${taskQueue} on ${options.address} (namespace ${namespace})`);
+    void markReadyWhenPolling({
+      connection,
+      namespace,
+      taskQueue,
+      identity: worker.options.identity,
+      kind: 'workflow',
+      env,
+      signal: stopMark.signal,
+    }).then((file) => file && logger.info(`polling ${taskQueue}: wrote ${file} for the launcher`));
     await running;
   } finally {
+    stopMark.abort();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await connection.close().catch(() => undefined);
