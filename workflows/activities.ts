@@ -99,15 +99,8 @@ export function onHost(
   });
 }
 
-/** What a host's worker answers about its own upgrader (issue 18, CONTRACT-18). */
-export interface UpgraderActivities {
-  updateUpgrader(input: {
-    version: string;
-  }): Promise<{ from: string; to: string; source: 'bundle' | 'registry'; alreadyCurrent?: true }>;
-  upgraderSwitchOutcome(input: {
-    version: string;
-  }): Promise<{ current: string; reverted?: { from: string; to: string; reason: string; at: string } }>;
-}
+/** A host's worker's activities about its own upgrader (issue 18). */
+export type UpgraderActivities = Pick<Activities, 'updateUpgrader' | 'upgraderSwitchOutcome'>;
 
 /**
  * The upgrader's own activities on a host's queue (a worker update). `updateUpgrader` installs side

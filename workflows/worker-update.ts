@@ -18,7 +18,7 @@
  * DefenseClaw runs, so an upgrade in flight on the host is not refused, and its activities are
  * retried on the restarted worker.
  */
-import { ApplicationFailure, proxyActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, proxyActivities, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { AwaitQueueVersionInput, QueueVersionProof } from '../activities/queue-version.js';
 import { upgraderOnHost } from './activities.js';
@@ -40,6 +40,9 @@ import {
 
 /** How long the new version has to poll the host's queue: past the launcher's 120 s deadline. */
 export const PROOF_SECONDS = 150;
+/** A switch the launcher has not decided yet (switch.json still there) is asked about again, this often. */
+const OUTCOME_ASKS = 6;
+const OUTCOME_WAIT_MS = 10_000;
 
 export const WorkerUpdateInputSchema = z
   .object({
@@ -170,14 +173,18 @@ export async function updateWorkerHost(raw: WorkerUpdateInput): Promise<UpgradeR
     proofError = failureText(err);
   }
 
-  // Not proven: ask whatever worker runs on the host now what its launcher did.
+  // Not proven: ask whatever worker runs on the host now what its launcher did (once it decided).
   let outcome;
   try {
-    outcome = await step('outcome', `what ${host}'s launcher did with ${version}`, () =>
-      onHost.upgraderSwitchOutcome.executeWithOptions({ summary: `${host}: outcome of the switch to ${version}` }, [
-        { version },
-      ]),
-    );
+    for (let asked = 1; ; asked++) {
+      outcome = await step('outcome', `what ${host}'s launcher did with ${version}`, () =>
+        onHost.upgraderSwitchOutcome.executeWithOptions({ summary: `${host}: outcome of the switch to ${version}` }, [
+          { version },
+        ]),
+      );
+      if (!outcome.pending || asked >= OUTCOME_ASKS) break;
+      await sleep(OUTCOME_WAIT_MS);
+    }
   } catch (err) {
     const why = `${proofError}; the host did not say what became of the switch: ${failureText(err)}`;
     return end('failed', false, `${host}'s worker did not prove ${version}: ${why}`, from, undefined, why);
@@ -193,6 +200,6 @@ export async function updateWorkerHost(raw: WorkerUpdateInput): Promise<UpgradeR
       why,
     );
   }
-  const why = `${proofError}; the host's launcher reports ${outcome.current} current and no revert`;
+  const why = `${proofError}; the host's launcher reports ${outcome.current} current and no revert${outcome.pending ? ' (the switch is still pending)' : ''}`;
   return end('failed', false, `${host}'s worker did not prove ${version}: ${why}`, from, outcome.current, why);
 }
