@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { RESTART_EXIT_CODE, restartRequested } from '../worker/restart.js';
+import { TOOL_VERSION } from '../worker/tool-version.js';
 import { runWorkerForeground } from '../worker/worker.js';
 import { ON_FAILURE, RECONNECTING } from '../workflows/types.js';
 import { agentStart, agentStatusCommand, agentStop } from './commands/agent.js';
@@ -17,7 +18,7 @@ import { upgradeCommand } from './commands/upgrade.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
 
-export const TOOL_VERSION = '0.1.0';
+export { TOOL_VERSION };
 
 function targetOptions(cmd: Command): Command {
   return cmd

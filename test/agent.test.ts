@@ -13,6 +13,8 @@ import { connectTemporal } from '../client/temporal.js';
 import { AGENT_WORKFLOW_QUEUE } from '../workflows/types.js';
 import { agentPaths, agentStatus, ensureAgent, isAlive, stopAgent, type AgentInfo } from '../worker/agent.js';
 import { DEFAULT_WORKFLOW_BUNDLE, DEFAULT_WORKFLOWS_PATH } from '../worker/worker.js';
+import { parseWorkerIdentity } from '../worker/identity.js';
+import { TOOL_VERSION } from '../worker/tool-version.js';
 import { temporalCliPath } from './helpers/temporal.js';
 
 const SECRET = 'ghp_agentTestSecret0123456789';
@@ -73,6 +75,7 @@ describe('the local agent', { skip: built ? false : 'workflows are not built (np
     assert.match(first.address ?? '', /^127\.0\.0\.1:\d+$/);
     assert.match(first.uiUrl ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
     assert.equal(first.host, 'agent-test-host');
+    assert.equal(first.upgraderVersion, TOOL_VERSION);
     assert.equal(first.taskQueue, 'defenseclaw-upgrade@agent-test-host');
     assert.equal(first.releases?.repo, 'cisco-ai-defense/defenseclaw');
 
@@ -98,6 +101,23 @@ describe('the local agent', { skip: built ? false : 'workflows are not built (np
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.equal(await pollers(first.taskQueue!, 1), 0, 'no workflow poller on the host queue');
+      // Each worker reports this package's version and its role in its identity.
+      const identities = async (name: string, taskQueueType: number) =>
+        (
+          (
+            await c.client.workflowService.describeTaskQueue({
+              namespace: c.namespace,
+              taskQueue: { name },
+              taskQueueType,
+            })
+          ).pollers ?? []
+        ).map((p) => parseWorkerIdentity(p.identity ?? ''));
+      assert.deepEqual(await identities(AGENT_WORKFLOW_QUEUE, 1), [
+        { version: TOOL_VERSION, role: 'agent', host: 'agent-test-host', pid: first.pid },
+      ]);
+      assert.deepEqual(await identities(first.taskQueue!, 2), [
+        { version: TOOL_VERSION, role: 'host', host: 'agent-test-host', pid: first.pid },
+      ]);
     } finally {
       await c.close();
     }

@@ -34,6 +34,7 @@ import {
   startFleetWorker,
   type FleetHostSpec,
 } from './helpers/fleet-sim.js';
+import { TOOL_VERSION } from '../worker/tool-version.js';
 import { startTestEnvironment } from './helpers/temporal.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 
@@ -158,12 +159,18 @@ describe('host lists and limits', () => {
       controls: [],
       hosts,
     } as FleetProgress;
-    for (const all of [false, true]) {
-      const out = renderFleet(p, { now: 9000, all });
+    const upgraders = new Map(hosts.map((h, i) => [h.host, i % 2 ? '0.2.0' : '10.20.300'] as const));
+    for (const [all, withUpgraders] of [
+      [false, false],
+      [true, false],
+      [true, true],
+    ]) {
+      const out = renderFleet(p, { now: 9000, all, ...(withUpgraders ? { upgraders } : {}) });
       assert.equal(out, stripVTControlCharacters(out), 'no colour codes');
       for (const line of out.split('\n')) assert.ok(line.length <= 80, `too wide (${line.length}): ${line}`);
       assert.match(out, /PAUSED/);
       assert.match(out, /rolled-back 6/);
+      if (withUpgraders) assert.match(out, /│ worker │[^]*│ 0\.2\.0 {2}│/);
     }
     assert.match(renderFleet(p, { now: 9000 }), /more hosts not shown/);
     const ended = renderFleet(
@@ -357,11 +364,19 @@ describe('fleetRollout', { concurrency: 3, timeout: 600_000 }, () => {
     assert.equal(table.stdout, stripVTControlCharacters(table.stdout), 'no colour codes');
     for (const line of table.stdout.split('\n')) assert.ok(line.length <= 80, `too wide: ${line}`);
     for (const n of sim.names) assert.ok(table.stdout.includes(n), `${n} in the table`);
+    // Each host's row names the upgrader version its worker reports (its poller's identity).
+    assert.match(table.stdout, /│ worker │/);
+    for (const n of sim.names)
+      assert.match(table.stdout, new RegExp(`${n}.*│ ${TOOL_VERSION.replace(/\./g, '\\.')} +│`));
     const json = await cli(['fleet', 'status', id, '--json']);
     assert.equal(json.code, 0, json.stderr);
-    const parsed = JSON.parse(json.stdout) as FleetResult;
+    const parsed = JSON.parse(json.stdout) as Omit<FleetResult, 'hosts'> & { hosts: Array<{ upgrader?: string }> };
     assert.equal(parsed.verdict, 'succeeded');
     assert.equal(parsed.hosts.length, 10);
+    assert.deepEqual(
+      parsed.hosts.map((h) => h.upgrader),
+      sim.names.map(() => TOOL_VERSION),
+    );
   });
 
   it('a bad release fails the canary, which rolls back; the other hosts are skipped, untouched on 0.3.0', async () => {

@@ -20,6 +20,8 @@ import {
 } from './agent.js';
 import { freePort, PortInUseError, preferPort, startDevServer, type DevServer } from './dev-server.js';
 import { loadHostConfig } from './host-config.js';
+import { workerIdentity } from './identity.js';
+import { TOOL_VERSION } from './tool-version.js';
 import {
   createHostWorker,
   createWorkflowWorker,
@@ -53,6 +55,7 @@ async function main(): Promise<void> {
   let info: AgentInfo = {
     state: 'starting',
     pid: process.pid,
+    upgraderVersion: TOOL_VERSION,
     namespace: launch.namespace,
     taskQueue: hostConfig.taskQueue,
     host: hostConfig.host,
@@ -152,7 +155,7 @@ async function main(): Promise<void> {
       connection,
       namespace: launch.namespace,
       taskQueue: AGENT_WORKFLOW_QUEUE,
-      identity: `defenseclaw-upgrade-agent:${hostConfig.host}:${process.pid}`,
+      identity: workerIdentity('agent', hostConfig.host),
     });
     workflowWorker.catch(() => undefined); // awaited below; a failure must not go unhandled meanwhile
     const legacy = await openRunsOnQueue(server.address, launch.namespace, hostConfig.taskQueue);

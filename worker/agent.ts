@@ -24,6 +24,8 @@ export type AgentState = 'starting' | 'ready' | 'stopping' | 'stopped' | 'failed
 export interface AgentInfo {
   state: AgentState;
   pid: number;
+  /** The defenseclaw-upgrade version the agent runs (absent: an agent started before 0.2). */
+  upgraderVersion?: string;
   /** The dev server's pid (so a crashed agent's server can be cleaned up). */
   serverPid?: number;
   address?: string;

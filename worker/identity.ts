@@ -1,18 +1,60 @@
 /**
- * SCAFFOLDING (h-fleetself) until h-pkg's worker/identity.ts lands: only parseWorkerIdentity, as
- * CONTRACT-18 names it. Replaced by h-pkg's file on merge.
+ * What each of our workers tells Temporal it is (its identity, shown by describeTaskQueue's
+ * pollers and in the UI): `defenseclaw-upgrade@<version>:<role>:<host>:<pid>`, so that `fleet
+ * status` and a worker rollout can read which upgrader version polls each queue.
  */
-export interface ParsedIdentity {
+import os from 'node:os';
+import semver from 'semver';
+import { TOOL_VERSION } from './tool-version.js';
+
+/** `host`: a host's activity worker; `agent`: the local agent's workflow worker; `controller`: a fleet worker. */
+export type WorkerRole = 'host' | 'agent' | 'controller';
+export const WORKER_ROLES: readonly WorkerRole[] = ['host', 'agent', 'controller'];
+
+const PREFIX = 'defenseclaw-upgrade';
+
+export function workerIdentity(role: WorkerRole, host: string, pid = process.pid, version = TOOL_VERSION): string {
+  return `${PREFIX}@${version}:${role}:${host}:${pid}`;
+}
+
+/** This machine's short host name (a controller's identity names the machine it runs on). */
+export function shortHostname(): string {
+  return os.hostname().split('.')[0] || 'localhost';
+}
+
+export interface ParsedWorkerIdentity {
+  /** Undefined for the identities of releases before 0.2, which did not report their version. */
   version?: string;
-  role?: string;
+  role?: WorkerRole;
   host?: string;
   pid?: number;
 }
 
-export function parseWorkerIdentity(identity: string): ParsedIdentity {
-  const m = /^defenseclaw-upgrade@([0-9]+\.[0-9]+\.[0-9]+):([a-z]+):([A-Za-z0-9._-]+):([0-9]+)$/.exec(identity);
-  if (m) return { version: m[1], role: m[2], host: m[3], pid: Number(m[4]) };
-  const old = /^defenseclaw-upgrade(?:-workflows)?:(?:([A-Za-z0-9._-]+):)?([0-9]+)$/.exec(identity);
-  if (old) return { ...(old[1] ? { host: old[1] } : {}), pid: Number(old[2]) };
-  return {};
+/** The identities of releases before 0.2: `defenseclaw-upgrade[-agent|-fleet|-workflows]:[<host>:]<pid>`. */
+const OLD_ROLES: Record<string, WorkerRole> = {
+  [PREFIX]: 'host',
+  [`${PREFIX}-agent`]: 'agent',
+  [`${PREFIX}-fleet`]: 'controller',
+  [`${PREFIX}-workflows`]: 'controller',
+};
+
+function pidOf(s: string | undefined): number | undefined {
+  return s !== undefined && /^[0-9]{1,10}$/.test(s) ? Number(s) : undefined;
+}
+
+/** Reads an identity written by workerIdentity (or by a release before 0.2); {} for anything else. */
+export function parseWorkerIdentity(identity: string): ParsedWorkerIdentity {
+  if (typeof identity !== 'string' || identity.length > 1000) return {};
+  const parts = identity.split(':');
+  const head = parts[0] ?? '';
+  if (head.startsWith(`${PREFIX}@`)) {
+    const version = head.slice(PREFIX.length + 1);
+    if (semver.valid(version) !== version || parts.length < 4) return {};
+    const role = parts[1] as WorkerRole;
+    if (!WORKER_ROLES.includes(role)) return { version };
+    return { version, role, host: parts.slice(2, -1).join(':'), pid: pidOf(parts.at(-1)) };
+  }
+  const role = OLD_ROLES[head];
+  if (!role || parts.length < 2) return {};
+  return { role, ...(parts.length > 2 ? { host: parts.slice(1, -1).join(':') } : {}), pid: pidOf(parts.at(-1)) };
 }

@@ -17,6 +17,7 @@ import {
 import { createActivities } from '../activities/index.js';
 import { createControllerActivities } from '../activities/controller.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
+import { shortHostname, workerIdentity } from './identity.js';
 import { installCrashGuard, trackActivities, type CrashGuardOptions } from './crash-guard.js';
 import { ensureSearchAttributes } from './dev-server.js';
 import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
@@ -130,7 +131,7 @@ export async function createHostWorker(opts: HostWorkerOptions): Promise<Worker>
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: hostConfig.taskQueue,
-    identity: `defenseclaw-upgrade:${hostConfig.host}:${process.pid}`,
+    identity: workerIdentity('host', hostConfig.host),
     activities,
     ...(code ?? {}),
     ...(code ? WORKFLOW_WORKER_TUNING : ACTIVITY_WORKER_TUNING),
@@ -186,7 +187,7 @@ export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise
     connection: opts.connection,
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
-    identity: opts.identity ?? `defenseclaw-upgrade-workflows:${process.pid}`,
+    identity: opts.identity ?? workerIdentity('controller', shortHostname()),
     activities: opts.activities ?? createControllerActivities(),
     ...code,
     ...(opts.activities ? { activities: opts.activities } : {}),

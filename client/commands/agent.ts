@@ -1,7 +1,14 @@
 /** `agent start|stop|status`: the local agent (embedded Temporal dev server + this host's worker). */
 import { agentStatus, ensureAgent, stopAgent } from '../../worker/agent.js';
 import { loadHostConfig } from '../../worker/host-config.js';
+import { TOOL_VERSION } from '../../worker/tool-version.js';
 import { color } from '../render/format.js';
+
+/** The running agent's upgrader version, and this CLI's when they differ. */
+function upgrader(v: string | undefined): string {
+  const own = v ?? 'before 0.2';
+  return v === TOOL_VERSION ? `upgrader ${own}` : `upgrader ${own} (this command is ${TOOL_VERSION})`;
+}
 
 export async function agentStart(flags: {
   releasesUrl?: string;
@@ -22,7 +29,7 @@ export async function agentStart(flags: {
   if (flags.json) process.stdout.write(`${JSON.stringify(info, null, 2)}\n`);
   else {
     process.stdout.write(
-      `${color.green('agent running')} (pid ${info.pid}${info.reused ? ', already running' : ''})\n` +
+      `${color.green('agent running')} (pid ${info.pid}, ${upgrader(info.upgraderVersion)}${info.reused ? ', already running' : ''})\n` +
         `  Temporal:    ${info.address} (namespace ${info.namespace})\n  Temporal UI: ${info.uiUrl ?? 'off'}\n` +
         `  worker:      host ${info.host} on task queue ${info.taskQueue}\n  log:         ${info.logFile ?? ''}\n`,
     );
@@ -46,7 +53,7 @@ export async function agentStatusCommand(flags: { json?: boolean }): Promise<num
     process.stdout.write(`${JSON.stringify(s, null, 2)}\n`);
   } else if (s.running && s.info) {
     process.stdout.write(
-      `${color.green('running')} pid ${s.info.pid}, Temporal ${s.info.address}, UI ${s.info.uiUrl ?? 'off'}, host ${s.info.host} on ${s.info.taskQueue}\n`,
+      `${color.green('running')} pid ${s.info.pid}, ${upgrader(s.info.upgraderVersion)}, Temporal ${s.info.address}, UI ${s.info.uiUrl ?? 'off'}, host ${s.info.host} on ${s.info.taskQueue}\n`,
     );
   } else if (!s.alive && s.info && ['ready', 'starting', 'failed'].includes(s.info.state)) {
     // It did not stop: it died (killed, or an uncaught error it recorded).

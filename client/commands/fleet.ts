@@ -11,7 +11,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import { stripVTControlCharacters } from 'node:util';
 import { confirm } from '@inquirer/prompts';
 import {
@@ -31,6 +30,7 @@ import { Command, Option } from 'commander';
 import logUpdate from 'log-update';
 import { createControllerActivities } from '../../activities/controller.js';
 import { ensureAgent } from '../../worker/agent.js';
+import { shortHostname, workerIdentity } from '../../worker/identity.js';
 import {
   connectWorker,
   installRuntime,
@@ -77,6 +77,7 @@ import { color, duration } from '../render/format.js';
 import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
 import { componentFromFlag, componentOption, componentPrefix, targetText } from './component.js';
+import { upgraderVersions, type UpgraderVersions } from './fleet-upgraders.js';
 import { registerRolloutCommands } from './rollout.js';
 import { withTimeout, workflowSnapshot } from './snapshot.js';
 import { registerScheduleCommands } from './schedule.js';
@@ -409,15 +410,19 @@ export async function fleetStatusCommand(fleetId: string, flags: { json?: boolea
     }
     const steps = snap.running ? await currentSteps(target.client, snap.progress) : new Map<string, string>();
     const gone = snap.running ? await goneWorkers(target.client, target.namespace, snap.progress) : new Map();
+    const upgraders = await upgraderVersions(target.client, target.namespace, snap.progress);
     if (flags.json) {
       const hosts = snap.progress.hosts.map((h) => ({
         ...h,
         ...(steps.has(h.host) ? { step: steps.get(h.host) } : {}),
         ...(gone.has(h.host) ? { worker: 'gone', workerGone: gone.get(h.host) } : {}),
+        ...(upgraders.has(h.host) ? { upgrader: upgraders.get(h.host) } : {}),
       }));
       process.stdout.write(`${JSON.stringify({ ...snap.progress, hosts, running: snap.running }, null, 2)}\n`);
     } else {
-      process.stdout.write(`${renderFleet(snap.progress, { now: Date.now(), steps, gone, all: flags.all })}\n`);
+      process.stdout.write(
+        `${renderFleet(snap.progress, { now: Date.now(), steps, gone, upgraders, all: flags.all })}\n`,
+      );
     }
     if (snap.running) return 0;
     return (snap.progress as FleetResult).ok ? 0 : 1;
@@ -448,15 +453,21 @@ export async function followFleet(
   };
   process.once('SIGINT', onSigint);
   const seen = new Map<string, FleetHostState>();
+  // The upgrader versions change rarely: read again every UPGRADERS_EVERY_MS, not every refresh.
+  let upgraders: { at: number; versions: UpgraderVersions } | undefined;
   try {
     while (!settled) {
       const p = await withTimeout(handle.query(fleetProgressQuery), 10_000).catch(() => undefined);
       if (p && live) {
+        if (!upgraders || Date.now() - upgraders.at > UPGRADERS_EVERY_MS) {
+          upgraders = { at: Date.now(), versions: await upgraderVersions(target.client, target.namespace, p) };
+        }
         logUpdate(
           renderFleet(p, {
             now: Date.now(),
             steps: await currentSteps(target.client, p),
             gone: await goneWorkers(target.client, target.namespace, p),
+            upgraders: upgraders.versions,
             all: flags.all,
             maxRows: rowsAvailable(),
           }),
@@ -477,7 +488,14 @@ export async function followFleet(
   if (flags.json) {
     process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
   } else if (live) {
-    logUpdate(renderFleet(result, { now: Date.now(), all: flags.all, maxRows: rowsAvailable() }));
+    logUpdate(
+      renderFleet(result, {
+        now: Date.now(),
+        upgraders: upgraders?.versions,
+        all: flags.all,
+        maxRows: rowsAvailable(),
+      }),
+    );
     logUpdate.done();
   } else {
     for (const line of changes(result, seen)) process.stdout.write(`${line}\n`);
@@ -485,6 +503,8 @@ export async function followFleet(
   }
   return result;
 }
+
+const UPGRADERS_EVERY_MS = 30_000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
@@ -524,6 +544,8 @@ export interface RenderOptions {
   steps?: CurrentSteps;
   /** Hosts in flight whose worker is gone: shown as `worker gone`, not as upgrading. */
   gone?: GoneWorkers;
+  /** Per host, the upgrader version its worker reports: adds a `worker` column (— when unknown). */
+  upgraders?: UpgraderVersions;
   /** Show every host (default: all when they fit, else the interesting ones). */
   all?: boolean;
   maxRows?: number;
@@ -585,10 +607,12 @@ export function renderFleet(p: FleetProgress, o: RenderOptions): string {
       .map((x) => x.h);
     hidden = p.hosts.length - rows.length;
   }
-  const hostWidth = Math.max(12, width - (13 + 12 + 16 + 10) - 6);
+  // With the upgrader versions: a `worker` column, paid for by a narrower step column.
+  const widths = o.upgraders ? [13, 11, 16, 8, 10] : [13, 12, 16, 10];
+  const hostWidth = Math.max(12, width - widths.reduce((a, b) => a + b, 0) - (widths.length + 2));
   const table = new Table({
-    head: ['host', 'state', 'step', 'version', 'time'],
-    colWidths: [hostWidth, 13, 12, 16, 10],
+    head: ['host', 'state', 'step', 'version', ...(o.upgraders ? ['worker'] : []), 'time'],
+    colWidths: [hostWidth, ...widths],
     style: { head: [], border: [], compact: true },
     truncate: '…',
   });
@@ -599,7 +623,8 @@ export function renderFleet(p: FleetProgress, o: RenderOptions): string {
     const end = h.endedAt ?? (h.state === 'upgrading' ? o.now : undefined);
     const took = h.startedAt !== undefined && end !== undefined ? duration(Math.max(0, end - h.startedAt)) : '';
     const state = o.gone?.has(h.host) ? color.red('worker gone') : PAINT[h.state](h.state);
-    table.push([h.host + (h.canary ? '*' : ''), state, step, versions, took]);
+    const upgrader = o.upgraders ? [o.upgraders.get(h.host) ?? '—'] : [];
+    table.push([h.host + (h.canary ? '*' : ''), state, step, versions, ...upgrader, took]);
   }
   lines.push(table.toString());
   if (hidden > 0) lines.push(color.dim(fit(`… ${hidden} more hosts not shown (--all shows every host)`, width)));
@@ -730,7 +755,7 @@ export async function runFleetWorker(
       connection,
       namespace,
       taskQueue,
-      identity: `defenseclaw-upgrade-fleet:${os.hostname().split('.')[0]}:${process.pid}`,
+      identity: workerIdentity('controller', shortHostname()),
       // The controller's own activities (ring rollout notifications to DEFENSECLAW_UPGRADE_WEBHOOK_URL,
       // channel checks): they trust only this machine's configuration.
       activities: createControllerActivities(env),
