@@ -123,7 +123,8 @@ export async function updateWorkerHost(raw: WorkerUpdateInput): Promise<UpgradeR
       artifacts: [],
       steps,
       message: clip(message, 600),
-      ...(fail ? { failure: { step: steps.at(-1)?.name ?? 'switch', error: clip(fail) } } : {}),
+      // The switch is what failed (not proven, reverted, or not made); the steps say how it was found out.
+      ...(fail ? { failure: { step: 'switch', error: clip(fail) } } : {}),
     };
     upsertSearchAttributes({ [SEARCH_ATTRIBUTES.outcome]: [outcome] });
     if (ok) return result;

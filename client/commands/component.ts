@@ -24,11 +24,6 @@ export function componentFromFlag(value: string | undefined, version: string | u
   return { component: 'worker' };
 }
 
-/** How a plan, a summary or a status names what moves. */
-export function componentText(component: RolloutComponent | undefined): string {
-  return component === 'worker' ? "the hosts' workers (defenseclaw-upgrade)" : 'DefenseClaw';
-}
-
 /** The target line of a plan for the confirmation. */
 export function targetText(component: RolloutComponent | undefined, version: string | undefined, resolver: string) {
   if (component === 'worker')
@@ -36,7 +31,7 @@ export function targetText(component: RolloutComponent | undefined, version: str
   return `${version ?? 'the latest release'} (resolved once by ${resolver})`;
 }
 
-/** `<what> ` before a version in a summary, for a worker rollout only (DefenseClaw's read as before). */
+/** `workers ` before a version in a summary or a status line, for a worker rollout only (DefenseClaw's read as before). */
 export function componentPrefix(component: RolloutComponent | undefined): string {
-  return component === 'worker' ? `${componentText(component)} ` : '';
+  return component === 'worker' ? 'workers ' : '';
 }
