@@ -151,6 +151,48 @@ async function ensureInstalled(config: HostConfig, version: string): Promise<'bu
   }
 }
 
+export interface SwitchOptions {
+  /** How long the launcher gives the new version to poll (default 120 s). */
+  deadlineSeconds?: number;
+  /** Write switch.json for a launcher to prove (false: no launcher supervises this root). */
+  probation: boolean;
+}
+
+/**
+ * Installs `version` side by side (reused when already installed and checked) and points
+ * `current` at it, `previous` at the version it replaces; with probation, switch.json first.
+ * Shared by updateUpgrader and `defenseclaw-upgrade self-update`.
+ */
+export async function installAndSwitch(
+  config: HostConfig,
+  version: string,
+  opts: SwitchOptions,
+): Promise<UpdateUpgraderResult> {
+  const src = sourceOf(config);
+  const p = rootPaths(src.root);
+  const current = await linkedVersion(p.current);
+  if (current === version) {
+    return { from: current, to: version, source: src.bundleUrl ? 'bundle' : 'registry', alreadyCurrent: true };
+  }
+  const source = await ensureInstalled(config, version);
+  const from = current ?? TOOL_VERSION;
+  await fs.rm(path.join(p.readyDir, version), { force: true });
+  if (opts.probation) {
+    const record: SwitchRecord = {
+      schema: 1,
+      from,
+      to: version,
+      startedAt: new Date().toISOString(),
+      deadlineSeconds: opts.deadlineSeconds ?? DEFAULT_SWITCH_DEADLINE_SECONDS,
+    };
+    // switch.json before `current`: a crash between the two leaves a switch.json the launcher drops.
+    await writeAtomic(p.switchFile, `${JSON.stringify(record)}\n`);
+  }
+  if (current) await pointLink(src.root, 'previous', current);
+  await pointLink(src.root, 'current', version);
+  return { from, to: version, source };
+}
+
 /** Activity (host queue): install `version` side by side, switch to it, restart into it. */
 export async function updateUpgrader(config: HostConfig, rawInput: unknown): Promise<UpdateUpgraderResult> {
   const input = validated(UpdateInput, rawInput, 'updateUpgrader');
@@ -161,31 +203,15 @@ export async function updateUpgrader(config: HostConfig, rawInput: unknown): Pro
       'this worker does not run under the launcher (DEFENSECLAW_UPGRADER_LAUNCHER); run it through `defenseclaw-upgrade worker install`',
     );
   }
-  const p = rootPaths(src.root);
-  const current = await linkedVersion(p.current);
-  if (current === input.version) {
+  const r = await installAndSwitch(config, input.version, { deadlineSeconds: input.deadlineSeconds, probation: true });
+  if (r.alreadyCurrent) {
     // A retried attempt after the switch, or nothing to do. A process still on the old code moves.
-    const source = src.bundleUrl ? 'bundle' : 'registry';
     if (TOOL_VERSION !== input.version) requestRestart();
-    return { from: TOOL_VERSION, to: input.version, source, alreadyCurrent: true };
+    return { ...r, from: TOOL_VERSION };
   }
-  const source = await ensureInstalled(config, input.version);
-  const from = current ?? TOOL_VERSION;
-  const record: SwitchRecord = {
-    schema: 1,
-    from,
-    to: input.version,
-    startedAt: new Date().toISOString(),
-    deadlineSeconds: input.deadlineSeconds ?? DEFAULT_SWITCH_DEADLINE_SECONDS,
-  };
-  // switch.json before `current`: a crash between the two leaves a switch.json the launcher drops.
-  await fs.rm(path.join(p.readyDir, input.version), { force: true });
-  await writeAtomic(p.switchFile, `${JSON.stringify(record)}\n`);
-  if (current) await pointLink(src.root, 'previous', current);
-  await pointLink(src.root, 'current', input.version);
-  activityContext()?.log.info(`switched ${from} → ${input.version} (${source}); restarting under the launcher`);
+  activityContext()?.log.info(`switched ${r.from} → ${r.to} (${r.source}); restarting under the launcher`);
   requestRestart();
-  return { from, to: input.version, source };
+  return r;
 }
 
 const OutcomeInput = z.object({ version: UpgraderVersionSchema }).strict();

@@ -12,6 +12,7 @@ import { backupsCommand } from './commands/backups.js';
 import { cancelCommand } from './commands/cancel.js';
 import { historyCommand } from './commands/history.js';
 import { rollbackCommand } from './commands/rollback.js';
+import { selfUpdateCommand } from './commands/self-update.js';
 import { showCommand } from './commands/show.js';
 import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
@@ -167,6 +168,23 @@ export function buildProgram(): Command {
       },
     ),
   );
+  program
+    .command('self-update')
+    .description(
+      "move this machine's defenseclaw-upgrade to another version (the controller's fleet worker, the local agent): install side by side, switch, restart through the launcher, which reverts a version that does not poll",
+    )
+    .option(
+      '--version <X.Y.Z>',
+      'the version to install (from DEFENSECLAW_UPGRADER_BUNDLE_URL, else DEFENSECLAW_UPGRADER_REGISTRY)',
+    )
+    .option('--root <dir>', 'the upgrader root (env DEFENSECLAW_UPGRADER_ROOT)')
+    .option('--deadline <seconds>', 'how long the new version has to poll before the launcher reverts it', '120')
+    .option('--json', 'machine-readable output')
+    .action(
+      action((flags: { version?: string; root?: string; deadline?: string; json?: boolean }) =>
+        selfUpdateCommand(flags),
+      ),
+    );
   registerFleetCommands(program);
   return program;
 }

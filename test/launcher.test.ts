@@ -104,8 +104,10 @@ describe('the launcher', () => {
     switchByHand(root, A, B, 120);
     process.kill(launcher.child.pid!, 'SIGUSR2');
     await assertRevertedToA(root, launcher, firstPid, /exited \(code 3\) before it polled/, started, 30_000);
+    const child = readyMark(root, A)!.pid;
     const stop = await launcher.stop();
     assert.equal(stop.code, 0, 'the launcher exits with its child after SIGTERM');
+    assert.throws(() => process.kill(child, 0), 'the child got the SIGTERM and is gone');
     assert.equal(fs.existsSync(path.join(root, 'launcher.pid')), false);
   });
 
@@ -119,8 +121,8 @@ describe('the launcher', () => {
     assert.ok(Date.now() - started >= 5000, 'not before the deadline');
   });
 
-  test('a B with no entry point, or one that is not JavaScript, is reverted', async () => {
-    for (const kind of ['no-entry', 'garbage'] as const) {
+  test('a B missing, with no entry point, or not JavaScript is reverted', async () => {
+    for (const kind of ['missing', 'no-entry', 'garbage'] as const) {
       const { root, launcher, firstPid } = await rootWithA(kind);
       const started = Date.now();
       switchByHand(root, A, B, 120);
@@ -129,7 +131,7 @@ describe('the launcher', () => {
         root,
         launcher,
         firstPid,
-        kind === 'no-entry' ? /has no entry point/ : /exited \(code 1\) before it polled/,
+        kind === 'garbage' ? /exited \(code 1\) before it polled/ : /has no entry point/,
         started,
         30_000,
       );
@@ -204,6 +206,27 @@ setInterval(() => {}, 1000);
     assert.equal(fs.readFileSync(path.join(root, 'launcher.pid'), 'utf8').trim(), String(launcher.child.pid));
     const stop = await launcher.stop();
     assert.equal(stop.code, 0);
+  });
+
+  test('an unreadable switch.json is dropped and the current version runs', async () => {
+    const root = path.join(tmp, 'garbled-switch');
+    const dir = makeVersion(root, A, 'no-entry');
+    link(root, 'current', A);
+    const started = path.join(root, 'started');
+    fs.mkdirSync(path.join(dir, 'dist', 'client'), { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, 'dist', 'client', 'main.js'),
+      `import fs from 'node:fs';\nfs.writeFileSync(${JSON.stringify(started)}, 'yes');\nprocess.on('SIGTERM', () => process.exit(0));\nsetInterval(() => {}, 1000);\n`,
+    );
+    fs.writeFileSync(path.join(root, 'switch.json'), '{"schema":1,"from":"0.2.0","to":');
+    const launcher = startLauncher(root, ['worker'], { PATH: process.env.PATH, DEFENSECLAW_UPGRADER_ROOT: root });
+    running.add(launcher);
+    await until(() => fs.existsSync(started), 10_000, `the current version started (${launcher.stderr()})`);
+    assert.match(launcher.stderr(), /switch\.json is unreadable: removed, staying on the current version/);
+    assert.equal(fs.existsSync(path.join(root, 'switch.json')), false);
+    assert.equal(linked(root, 'current'), A);
+    assert.deepEqual(reverts(root), []);
+    assert.equal((await launcher.stop()).code, 0);
   });
 
   test('a bad environment file is refused with one line and exit 2, nothing started', async () => {

@@ -4,6 +4,8 @@
  * copied to <root>/launcher.mjs and run as a service manager would run it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import zlib from 'node:zlib';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,12 +24,18 @@ export type VersionKind =
   | 'hang'
   /** a folder with no entry point at all */
   | 'no-entry'
+  /** no folder at all (`current` left dangling) */
+  | 'missing'
   /** an entry that is not JavaScript */
   | 'garbage';
 
 /** Makes <root>/versions/<version> of the given kind; answers its folder. */
 export function makeVersion(root: string, version: string, kind: VersionKind = 'real'): string {
   const dir = path.join(root, 'versions', version);
+  if (kind === 'missing') {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    return dir;
+  }
   fs.mkdirSync(dir, { recursive: true });
   const pkg = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8')) as Record<string, unknown>;
   fs.writeFileSync(path.join(dir, 'package.json'), `${JSON.stringify({ ...pkg, version }, null, 2)}\n`);
@@ -195,4 +203,71 @@ export async function makeTestBundle(version: string, outDir: string): Promise<{
   fs.writeFileSync(path.join(dir, 'SHA256SUMS'), `${sha256}  ${name}\n`);
   fs.rmSync(stage, { recursive: true, force: true });
   return { file, sha256 };
+}
+
+/** A bundle as makeTestBundle lays it out whose entry point exits 3 at once (a version that cannot start). */
+export async function makeBrokenBundle(version: string, outDir: string): Promise<void> {
+  const { create } = await import('tar');
+  const { createHash } = await import('node:crypto');
+  const top = `defenseclaw-upgrade-${version}`;
+  const stage = fs.mkdtempSync(path.join(outDir, '.stage-'));
+  fs.mkdirSync(path.join(stage, top, 'dist', 'client'), { recursive: true });
+  fs.writeFileSync(path.join(stage, top, 'package.json'), JSON.stringify({ name: 'defenseclaw-upgrade', version }));
+  fs.writeFileSync(path.join(stage, top, 'dist', 'client', 'main.js'), 'process.exit(3);\n');
+  const dir = path.join(outDir, version);
+  fs.mkdirSync(dir, { recursive: true });
+  const name = `defenseclaw-upgrade-${version}-${process.platform}-${process.arch}.tar.gz`;
+  await create({ file: path.join(dir, name), cwd: stage, gzip: true, portable: true }, [top]);
+  const sha256 = createHash('sha256')
+    .update(fs.readFileSync(path.join(dir, name)))
+    .digest('hex');
+  fs.writeFileSync(path.join(dir, 'SHA256SUMS'), `${sha256}  ${name}\n`);
+  fs.rmSync(stage, { recursive: true, force: true });
+}
+
+export interface RawTarEntry {
+  path: string;
+  type: 'file' | 'dir' | 'symlink' | 'hardlink' | 'fifo';
+  body?: string;
+  linkpath?: string;
+}
+
+/** A gzipped tar written byte by byte (ustar headers), so that a test can put in what tar's own writer refuses to. */
+export function rawTarGz(entries: RawTarEntry[]): Buffer {
+  const blocks: Buffer[] = [];
+  const field = (h: Buffer, off: number, len: number, v: string) => h.write(v.slice(0, len), off, len, 'utf8');
+  const octal = (n: number, len: number) => `${n.toString(8).padStart(len - 1, '0')}\0`;
+  for (const e of entries) {
+    const body = Buffer.from(e.body ?? '');
+    const h = Buffer.alloc(512);
+    field(h, 0, 100, e.path);
+    field(h, 100, 8, octal(e.type === 'dir' ? 0o755 : 0o644, 8));
+    field(h, 108, 8, octal(0, 8));
+    field(h, 116, 8, octal(0, 8));
+    field(h, 124, 12, octal(e.type === 'file' ? body.length : 0, 12));
+    field(h, 136, 12, octal(0, 12));
+    field(h, 156, 1, { file: '0', hardlink: '1', symlink: '2', fifo: '6', dir: '5' }[e.type]);
+    field(h, 157, 100, e.linkpath ?? '');
+    field(h, 257, 6, 'ustar\0');
+    field(h, 263, 2, '00');
+    h.fill(' ', 148, 156);
+    let sum = 0;
+    for (const b of h) sum += b;
+    field(h, 148, 8, `${sum.toString(8).padStart(6, '0')}\0 `);
+    blocks.push(h);
+    if (e.type === 'file' && body.length) {
+      blocks.push(body, Buffer.alloc((512 - (body.length % 512)) % 512));
+    }
+  }
+  blocks.push(Buffer.alloc(1024));
+  return zlib.gzipSync(Buffer.concat(blocks));
+}
+
+/** Publishes `data` as the bundle of `version` on a mirror folder, with its right SHA256SUMS line. */
+export function publishBundle(outDir: string, version: string, data: Buffer): void {
+  const dir = path.join(outDir, version);
+  fs.mkdirSync(dir, { recursive: true });
+  const name = `defenseclaw-upgrade-${version}-${process.platform}-${process.arch}.tar.gz`;
+  fs.writeFileSync(path.join(dir, name), data);
+  fs.writeFileSync(path.join(dir, 'SHA256SUMS'), `${createHash('sha256').update(data).digest('hex')}  ${name}\n`);
 }
