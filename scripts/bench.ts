@@ -2,6 +2,7 @@
  * npm run bench            single-host figures (below)
  * npm run bench -- fleet   the fleet benchmark (scripts/bench-fleet.ts)
  * npm run bench -- self-update   a host worker's self-update, start → its queue polled by the new version (scripts/bench-self-update.ts)
+ * npm run bench -- self-update-fleet   a fleet moving 3 hosts' workers A → B (scripts/bench-self-update-fleet.ts)
  * npm run bench -- idle    idle cost of a host worker and of the local agent, wake time (scripts/bench-idle.ts)
  *
  * Single host, measured in one run on this machine, each figure the median of RUNS runs:
@@ -258,6 +259,11 @@ async function main(): Promise<void> {
   uvOnPath();
   if (process.argv[2] === 'fleet') {
     await import('./bench-fleet.js');
+    return;
+  }
+  if (process.argv[2] === 'self-update-fleet') {
+    const { benchSelfUpdateFleet } = await import('./bench-self-update-fleet.js');
+    process.stdout.write(`${(await benchSelfUpdateFleet()).join('\n')}\n`);
     return;
   }
   if (process.argv[2] === 'self-update') {

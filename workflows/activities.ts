@@ -98,3 +98,23 @@ export function onHost(
     scheduleToStartTimeout: `${Math.max(1, answerSeconds)}s`,
   });
 }
+
+/** A host's worker's activities about its own upgrader (issue 18). */
+export type UpgraderActivities = Pick<Activities, 'updateUpgrader' | 'upgraderSwitchOutcome'>;
+
+/**
+ * The upgrader's own activities on a host's queue (a worker update). `updateUpgrader` installs side
+ * by side and switches (a download and maybe an `npm install`: minutes), then its worker restarts:
+ * an attempt cut short by that restart is retried on the restarted worker, which answers at once
+ * (already switched). A worker that does not pick one up within `answerSeconds` fails it with a
+ * SCHEDULE_TO_START timeout (notPickedUp in fleet.ts).
+ */
+export function upgraderOnHost(queue: string, answerSeconds: number): ActivityInterfaceFor<UpgraderActivities> {
+  return proxyActivities<UpgraderActivities>({
+    taskQueue: queue,
+    scheduleToStartTimeout: `${Math.max(1, answerSeconds)}s`,
+    startToCloseTimeout: '15m',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '20s', maximumAttempts: 4 },
+  });
+}

@@ -23,6 +23,7 @@ import {
 import { z } from 'zod';
 import { onHost } from './activities.js';
 import { workflowTime } from './clock.js';
+import { componentArgs } from './fleet-component.js';
 import { FLEET_LIMITS, clip, type FleetResult } from './fleet-types.js';
 import { notPickedUp, type fleetRollout } from './fleet.js';
 import { RolloutEvents } from './ring-events.js';
@@ -32,6 +33,7 @@ import {
   HostNameSchema,
   IdSchema,
   LIMITS,
+  ROLLOUT_COMPONENTS,
   TaskQueueSchema,
   VersionSchema,
   WORKFLOW_FLEET,
@@ -54,6 +56,8 @@ const CatchUpInputSchema = z
     ticket: ReleaseTicketSchema.optional(),
     /** The plan's shared task queue, if any (instead of each host's own). */
     taskQueue: TaskQueueSchema.optional(),
+    /** `worker`: the rollout moves the hosts' workers (issue 18), each late host by a worker fleet. */
+    component: z.enum(ROLLOUT_COMPONENTS).optional(),
   })
   .strict();
 export type CatchUpInput = z.input<typeof CatchUpInputSchema>;
@@ -130,6 +134,26 @@ export async function catchUpHosts(raw: CatchUpInput): Promise<LateHostReport[]>
       rep.reason = 'the rollout halted before its upgrade started';
       return;
     }
+    // DefenseClaw's installed version says nothing of a worker's (its fleet answers alreadyCurrent).
+    if (!input.component && (await alreadyThere(rep))) return;
+    const r = await runOne(rep.host);
+    const rec = r?.hosts[0];
+    if (rec?.state === 'healthy') {
+      rep.state = 'caught-up';
+      rep.reason = undefined;
+      events.emit('host-caught-up', {
+        host: rep.host,
+        ring: rep.ring,
+        message: `${rep.host} (ring ${rep.ring}) caught up: now on ${input.version}`,
+      });
+    } else {
+      rep.state = 'failed';
+      rep.reason = clip(`${rec?.state ?? 'failed'}: ${rec?.reason ?? r?.message ?? 'no result'}`);
+    }
+  };
+
+  /** The host is back and already on the target or newer: caught up without a change. */
+  const alreadyThere = async (rep: LateHostReport): Promise<boolean> => {
     const acts = onHost(
       rep.host,
       FLEET_LIMITS.unreachableSeconds.default,
@@ -146,25 +170,12 @@ export async function catchUpHosts(raw: CatchUpInput): Promise<LateHostReport[]>
           ring: rep.ring,
           message: `${rep.host} (ring ${rep.ring}) is back and already on ${version}`,
         });
-        return;
+        return true;
       }
     } catch {
-      // the one-host rollout below probes again and reports why
+      // the one-host rollout probes again and reports why
     }
-    const r = await runOne(rep.host);
-    const rec = r?.hosts[0];
-    if (rec?.state === 'healthy') {
-      rep.state = 'caught-up';
-      rep.reason = undefined;
-      events.emit('host-caught-up', {
-        host: rep.host,
-        ring: rep.ring,
-        message: `${rep.host} (ring ${rep.ring}) caught up: now on ${input.version}`,
-      });
-    } else {
-      rep.state = 'failed';
-      rep.reason = clip(`${rec?.state ?? 'failed'}: ${rec?.reason ?? r?.message ?? 'no result'}`);
-    }
+    return false;
   };
 
   const runOne = async (host: string): Promise<FleetResult | undefined> => {
@@ -185,6 +196,7 @@ export async function catchUpHosts(raw: CatchUpInput): Promise<LateHostReport[]>
             requestedBy: input.requestedBy,
             ...ticketArgs(input.ticket),
             ...(input.taskQueue ? { taskQueue: input.taskQueue } : {}),
+            ...componentArgs(input.component),
           },
         ],
         staticSummary: `Catch up ${host} to ${input.version} (rollout ${input.rolloutId})`,

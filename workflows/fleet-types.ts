@@ -8,7 +8,15 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
 import { ReleaseTicketSchema } from './release-ticket.js';
-import { HostNameSchema, IdSchema, LIMITS, VersionSchema, type UpgradeOutcome } from './types.js';
+import {
+  HostNameSchema,
+  IdSchema,
+  LIMITS,
+  ROLLOUT_COMPONENTS,
+  VersionSchema,
+  type RolloutComponent,
+  type UpgradeOutcome,
+} from './types.js';
 
 /** The task queue the fleet workflow runs on (served by `defenseclaw-upgrade fleet worker`). */
 export const FLEET_TASK_QUEUE = 'defenseclaw-upgrade-fleet';
@@ -197,6 +205,11 @@ export const FleetInputSchema = z
       .refine((h) => new Set(h).size === h.length, { message: 'hosts must not repeat' }),
     /** Target version; absent means the latest release, resolved once for the whole fleet. */
     version: VersionSchema.optional(),
+    /**
+     * What moves (issue 18): DefenseClaw (absent: the default, as every run before) or `worker`, the
+     * hosts' own workers, to `version` (required: an upgrader version; no release is resolved).
+     */
+    component: z.enum(ROLLOUT_COMPONENTS).optional(),
     canary: intIn(FLEET_LIMITS.canary),
     batch: LimitSchema.default({ count: FLEET_LIMITS.batch.default }),
     maxFailures: LimitSchema.default({ count: 0 }),
@@ -229,6 +242,10 @@ export const FleetInputSchema = z
     message: 'the release ticket is for another version',
     path: ['ticket'],
   })
+  .refine((i) => i.component !== 'worker' || (i.version !== undefined && !i.ticket), {
+    message: 'a rollout of the worker needs --version (the upgrader version) and no release ticket',
+    path: ['version'],
+  })
   .refine((i) => i.canary <= i.hosts.length, {
     message: 'canary must not exceed the number of hosts',
     path: ['canary'],
@@ -247,6 +264,8 @@ export type ValidFleetInput = z.output<typeof FleetInputSchema>;
 /** What the `progress` query answers. */
 export interface FleetProgress {
   fleetId: string;
+  /** Present when the rollout moves the hosts' workers (absent: DefenseClaw). */
+  component?: RolloutComponent;
   phase: FleetPhase;
   /** The resolved target (absent until resolved). */
   version?: string;

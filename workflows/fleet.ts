@@ -22,7 +22,6 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  ChildWorkflowCancellationType,
   ParentClosePolicy,
   TimeoutFailure,
   WorkflowIdReusePolicy,
@@ -69,13 +68,11 @@ import {
 import { RELEASE_TICKET, rolloutTicket, ticketArgs } from './fleet-ticket.js';
 import { waitJitter } from './jitter.js';
 import type { ReleaseTicket } from './release-ticket.js';
-import type { upgradeHost } from './upgrade.js';
 import type { rollbackHost } from './rollback.js';
+import { fleetComponent, type FleetComponent } from './fleet-component.js';
 import {
-  LIMITS,
   SEARCH_ATTRIBUTES,
   WORKFLOW_ROLLBACK,
-  WORKFLOW_UPGRADE,
   hostWorkflowId,
   isVersion,
   taskQueueForHost,
@@ -98,6 +95,8 @@ class Fleet {
   readonly maxFailures: number;
   readonly resolver: string;
   private readonly inFlight = new Map<number, CancellationScope>();
+  /** What changes on each host: DefenseClaw, or the host's own worker (fleet-component.ts). */
+  private readonly component: FleetComponent;
   /** The release every host gets (issue 14); absent in runs recorded before tickets. */
   private ticket?: ReleaseTicket;
   private startedThisRun = 0;
@@ -111,6 +110,13 @@ class Fleet {
     this.maxFailures = resolveLimit(input.maxFailures, this.total, 0);
     this.resolver = input.controller ?? input.hosts[0]!;
     this.ticket = input.ticket;
+    this.component = fleetComponent({
+      input,
+      queueOf: (host) => this.queueOf(host),
+      placement: (host) => this.childPlacement(host),
+      ticket: () => this.ticket,
+      notPickedUp,
+    });
     this.state = (input.state as FleetState | undefined) ?? {
       phase: 'resolve',
       paused: false,
@@ -187,6 +193,12 @@ class Fleet {
 
   /** Resolves the target once, on the resolver host's own worker (the one that trusts a release source). */
   private async resolve(): Promise<boolean> {
+    if (this.component.given) {
+      // The input names the version outright (a worker rollout): nothing to look up.
+      this.state.version = this.component.given;
+      upsertSearchAttributes({ [SEARCH_ATTRIBUTES.toVersion]: [this.component.given] });
+      return true;
+    }
     const queue = this.queueOf(this.resolver);
     const acts = proxyActivities<Activities>({
       taskQueue: queue,
@@ -242,33 +254,15 @@ class Fleet {
     return this.canaryFailed() === undefined;
   }
 
-  /** A canary's health at the end of the bake, on its own worker; a relapse is rolled back. */
+  /** A canary at the end of the bake, re-checked on its own worker; a relapse of DefenseClaw is rolled back. */
   private async recheck(i: number): Promise<void> {
     const rec = this.state.hosts[i]!;
     rec.step = 'bake-check';
-    const version = this.state.version!;
-    const timeoutSeconds = Math.min(this.input.healthTimeoutSeconds, 60);
-    const acts = proxyActivities<Activities>({
-      taskQueue: this.queueOf(rec.host),
-      scheduleToStartTimeout: `${this.input.unreachableSeconds}s`,
-      startToCloseTimeout: `${timeoutSeconds + 60}s`,
-      heartbeatTimeout: '15s',
-      retry: { initialInterval: '1s', maximumAttempts: 2 },
-    });
-    try {
-      await acts.waitHealthy.executeWithOptions({ summary: `bake check: ${rec.host} still healthy on ${version}` }, [
-        { version, timeoutSeconds },
-      ]);
-      return;
-    } catch (err) {
-      if (notPickedUp(err)) {
-        this.end(rec, 'unreachable', {
-          reason: `after the bake, no worker picked up work on ${this.queueOf(rec.host)} within ${this.input.unreachableSeconds} s`,
-        });
-        return;
-      }
-      rec.reason = clip(`unhealthy at the end of the bake: ${failureText(err)}`);
-    }
+    const checked = await this.component.recheck(rec.host, this.state.version!);
+    if ('ok' in checked) return;
+    if ('unreachable' in checked) return this.end(rec, 'unreachable', { reason: checked.unreachable });
+    rec.reason = clip(checked.relapsed);
+    if (!checked.rollBack) return this.end(rec, 'failed', { reason: checked.relapsed });
     // It relapsed: put it back on its backup, like any failed host.
     rec.step = 'rollback';
     const reason = rec.reason;
@@ -385,36 +379,12 @@ class Fleet {
     const version = this.state.version!;
     let child;
     try {
-      child = await startChild<typeof upgradeHost>(WORKFLOW_UPGRADE, {
-        workflowId: hostWorkflowId(host),
-        taskQueue: this.childPlacement(host).taskQueue,
-        args: [
-          {
-            ...this.childPlacement(host).input,
-            host,
-            version,
-            options: {
-              healthTimeoutSeconds: this.input.healthTimeoutSeconds,
-              onFailure: 'rollback',
-              requireConfirmation: false,
-              confirmTimeoutSeconds: LIMITS.confirmTimeoutSeconds.default,
-            },
-            fleetId: this.input.fleetId,
-            requestedBy: this.input.requestedBy,
-            ...ticketArgs(this.ticket),
-          },
-        ],
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        // Closing the fleet (terminate) asks each host to cancel, i.e. compensate; never kills one mid-swap.
-        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-        cancellationType: ChildWorkflowCancellationType.WAIT_CANCELLATION_COMPLETED,
-        staticSummary: `Upgrade ${host} to ${version} (fleet ${this.input.fleetId})`,
-      });
+      child = await this.component.start(host, version);
     } catch (err) {
       if (err instanceof WorkflowExecutionAlreadyStartedError) {
         return this.end(rec, 'failed', {
           outcome: 'busy',
-          reason: `busy: another upgrade or rollback of ${host} is running (${hostWorkflowId(host)})`,
+          reason: this.component.busy(host),
         });
       }
       if (isCancellation(err))
@@ -594,6 +564,7 @@ class Fleet {
     const info = workflowInfo();
     return {
       fleetId: this.input.fleetId,
+      ...(this.input.component === 'worker' ? { component: this.input.component } : {}),
       phase: this.state.phase,
       version: this.state.version,
       requestedVersion: this.input.version,

@@ -10,7 +10,15 @@
 import { defineQuery } from '@temporalio/workflow';
 import { z } from 'zod';
 import { FLEET_LIMITS, LimitSchema, type FleetHostState } from './fleet-types.js';
-import { HostNameSchema, IdSchema, LIMITS, TaskQueueSchema, VersionSchema } from './types.js';
+import {
+  HostNameSchema,
+  IdSchema,
+  LIMITS,
+  ROLLOUT_COMPONENTS,
+  TaskQueueSchema,
+  VersionSchema,
+  type RolloutComponent,
+} from './types.js';
 
 /** The workflow type a rollout plan runs as (on FLEET_TASK_QUEUE). */
 export const WORKFLOW_RINGS = 'ringRollout';
@@ -172,9 +180,18 @@ export const RingRolloutInputSchema = z
     version: VersionSchema.optional(),
     /** Set when a channel schedule started this rollout. */
     channel: z.enum(['stable', 'latest']).optional(),
+    /**
+     * What moves (issue 18): DefenseClaw (absent) or `worker`, the hosts' own workers, to `version`
+     * (required). For `worker` only `hold` pins apply (version pins name DefenseClaw versions).
+     */
+    component: z.enum(ROLLOUT_COMPONENTS).optional(),
     requestedBy: IdSchema.optional(),
   })
-  .strict();
+  .strict()
+  .refine((i) => i.component !== 'worker' || (i.version !== undefined && !i.channel), {
+    message: 'a rollout of the worker needs a version (the upgrader version) and no channel',
+    path: ['version'],
+  });
 export type RingRolloutInput = z.input<typeof RingRolloutInputSchema>;
 export type ValidRingRolloutInput = z.output<typeof RingRolloutInputSchema>;
 
@@ -303,6 +320,8 @@ export interface LateHostReport {
 /** What the `ringProgress` query answers. */
 export interface RingProgress {
   rolloutId: string;
+  /** Present when the rollout moves the hosts' workers (absent: DefenseClaw). */
+  component?: RolloutComponent;
   /** The resolved target (absent until resolved). */
   version?: string;
   requestedVersion?: string;

@@ -40,12 +40,14 @@ import {
 import { onHost } from './activities.js';
 import { addLateHostsSignal, haltCatchUpSignal, lastRingSignal, type catchUpHosts } from './catch-up.js';
 import { workflowTime } from './clock.js';
+import { componentArgs } from './fleet-component.js';
 import { clip, maintenanceWindowSignal, resolveLimit, type FleetHostRecord, type FleetResult } from './fleet-types.js';
 import { notPickedUp, type fleetRollout } from './fleet.js';
 import { checkTimeZone, describeWindow, windowState } from './maintenance-window.js';
 import { RolloutEvents } from './ring-events.js';
 import type { probeRing } from './ring-probe.js';
-import type { soakRing } from './ring-soak.js';
+import type { SoakResult, soakRing } from './ring-soak.js';
+import type { proveWorkers } from './worker-proof.js';
 import {
   RingRolloutInputSchema,
   ringProgressQuery,
@@ -99,6 +101,7 @@ class Rollout {
   constructor(readonly input: ValidRingRolloutInput) {
     this.progress = {
       rolloutId: input.rolloutId,
+      ...componentArgs(input.component),
       requestedVersion: input.version,
       channel: input.channel,
       phase: 'resolve',
@@ -156,6 +159,13 @@ class Rollout {
     if (!candidates.length) {
       this.progress.message = 'every host is held';
       return 'nothing-to-do';
+    }
+    if (this.input.component === 'worker') {
+      // An upgrader version, named outright: nothing to resolve, no ticket (fleet-component.ts).
+      this.progress.version = this.input.version!;
+      this.resolver = candidates[0];
+      upsertSearchAttributes({ [SEARCH_ATTRIBUTES.toVersion]: [this.progress.version] });
+      return true;
     }
     const seconds = this.input.plan.unreachableSeconds;
     const wanted = this.input.version ?? 'the latest release';
@@ -223,7 +233,9 @@ class Rollout {
       });
       for (const p of probes) {
         if (p.unreachable) late.push(p.host);
-        else if (p.version && compareVersions(p.version, target) >= 0) rep.current.push(p.host);
+        // The probe reads DefenseClaw's version: it says nothing of a worker's (updateUpgrader answers alreadyCurrent).
+        else if (!this.input.component && p.version && compareVersions(p.version, target) >= 0)
+          rep.current.push(p.host);
         else toRun.push(p.host);
       }
     }
@@ -286,28 +298,17 @@ class Rollout {
       rep.state = 'soaking';
       rep.soakEndsAt = workflowTime() + ring.soakSeconds * 1000;
       this.details();
-      const g = this.input.plan.gates;
-      if (g.subsystems || g.counters.length || g.operatorCheck) {
-        const soak = await this.child<typeof soakRing>('soakRing', `${fleetId}.soak`, {
-          ring: ring.name,
-          hosts: healthy,
-          soakSeconds: ring.soakSeconds,
-          gates: g,
-          unreachableSeconds: this.input.plan.unreachableSeconds,
-          ...this.sharedQueue(),
-        });
-        if (!soak.ok) {
-          const list = soak.failures
-            .slice(0, 5)
-            .map((f) => `${f.host}: ${f.reason}`)
-            .join('; ');
-          const more = soak.failures.length > 5 ? `; and ${soak.failures.length - 5} more` : '';
-          const out = this.halt(ring, rep, 'gate-failed', `the gate failed during the soak: ${list}${more}`);
-          if (this.input.plan.autoRollbackRing) await this.rollBack(ring, rep, healthy);
-          return out;
-        }
-      } else {
-        await sleep(ring.soakSeconds * 1000);
+      const soak = await this.soak(ring, fleetId, healthy);
+      if (soak && !soak.ok) {
+        const list = soak.failures
+          .slice(0, 5)
+          .map((f) => `${f.host}: ${f.reason}`)
+          .join('; ');
+        const more = soak.failures.length > 5 ? `; and ${soak.failures.length - 5} more` : '';
+        const out = this.halt(ring, rep, 'gate-failed', `the gate failed during the soak: ${list}${more}`);
+        // A worker rollout has nothing to roll back from here: each host's launcher owns its way back.
+        if (this.input.plan.autoRollbackRing && !this.input.component) await this.rollBack(ring, rep, healthy);
+        return out;
       }
     }
     rep.state = 'passed';
@@ -315,6 +316,34 @@ class Rollout {
     rep.reason = `${rep.upgraded} upgraded${rep.failed ? `, ${rep.failed} failed (budget ${rep.budget})` : ''}`;
     this.details();
     return 'ran';
+  }
+
+  /**
+   * The soak of a ring's upgraded hosts: DefenseClaw's gates (soakRing), or a plain wait without
+   * gates; for a worker rollout, the wait and then each host's queue still polled by the version.
+   */
+  private async soak(ring: Ring, fleetId: string, hosts: string[]): Promise<SoakResult | undefined> {
+    const g = this.input.plan.gates;
+    if (this.input.component === 'worker') {
+      await sleep(ring.soakSeconds * 1000);
+      return this.child<typeof proveWorkers>('proveWorkers', `${fleetId}.proof`, {
+        hosts,
+        version: this.progress.version!,
+        ...this.sharedQueue(),
+      });
+    }
+    if (g.subsystems || g.counters.length || g.operatorCheck) {
+      return this.child<typeof soakRing>('soakRing', `${fleetId}.soak`, {
+        ring: ring.name,
+        hosts,
+        soakSeconds: ring.soakSeconds,
+        gates: g,
+        unreachableSeconds: this.input.plan.unreachableSeconds,
+        ...this.sharedQueue(),
+      });
+    }
+    await sleep(ring.soakSeconds * 1000);
+    return undefined;
   }
 
   /** Waits (timers only) until the ring's window is open; each wait is announced once. */
@@ -369,6 +398,7 @@ class Rollout {
             jitterMs: plan.jitterMs,
             ...ticketArgs(this.ticket),
             ...this.sharedQueue(),
+            ...componentArgs(this.input.component),
           },
         ],
         // A closed ring of an earlier rollout with the same ID (a channel schedule's rollouts are all
@@ -496,6 +526,7 @@ class Rollout {
               requestedBy: this.input.requestedBy ?? this.input.rolloutId,
               ...ticketArgs(this.ticket),
               ...this.sharedQueue(),
+              ...componentArgs(this.input.component),
             },
           ],
           parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
@@ -598,8 +629,10 @@ class Rollout {
     return this.input.plan.taskQueue ? { taskQueue: this.input.plan.taskQueue } : {};
   }
 
+  /** A host's pin; a worker rollout honours `hold` only (version pins name DefenseClaw versions). */
   private pinOf(host: string, ring: Ring): Pin | undefined {
-    return this.input.plan.pins[host] ?? ring.pin;
+    const pin = this.input.plan.pins[host] ?? ring.pin;
+    return this.input.component === 'worker' && pin !== 'hold' ? undefined : pin;
   }
 
   private async child<W extends (arg: never) => Promise<unknown>>(

@@ -19,6 +19,12 @@ export const AGENT_WORKFLOW_QUEUE = 'defenseclaw-upgrade-workflows';
 export const WORKFLOW_UPGRADE = 'upgradeHost';
 export const WORKFLOW_ROLLBACK = 'rollbackHost';
 export const WORKFLOW_FLEET = 'fleetRollout';
+/** Moves one host's worker (the upgrader itself) to another version: a fleet child when `component` is `worker`. */
+export const WORKFLOW_WORKER_UPDATE = 'updateWorkerHost';
+
+/** What a fleet or ring rollout moves: DefenseClaw (the default) or the hosts' own workers (issue 18). */
+export const ROLLOUT_COMPONENTS = ['defenseclaw', 'worker'] as const;
+export type RolloutComponent = (typeof ROLLOUT_COMPONENTS)[number];
 
 /** Search attributes (all Keyword), registered on the dev server and in the compose stack. */
 export const SEARCH_ATTRIBUTES = {
@@ -200,6 +206,16 @@ export function hostWorkflowId(host: string): string {
   return `defenseclaw-upgrade-${parseHostName(host)}`;
 }
 
+/**
+ * The workflow ID of a host's worker update: its own, apart from hostWorkflowId (`defenseclaw-upgrade-`
+ * + host never reads `defenseclaw-upgrader-…`), so that a DefenseClaw upgrade and a worker update of
+ * the same host may run at once (the upgrade's activities are retried on the restarted worker); two
+ * worker updates of one host may not.
+ */
+export function workerUpdateWorkflowId(host: string): string {
+  return `defenseclaw-upgrader-${parseHostName(host)}`;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Steps, progress and results
 // ---------------------------------------------------------------------------------------------
@@ -299,7 +315,9 @@ export type UpgradeOutcome =
   | 'stopped'
   | 'rollback-failed'
   /** A chain of hops stopped after at least one hop: the host runs an intermediate version, healthy. */
-  | 'partial';
+  | 'partial'
+  /** A worker update that was neither proven nor reverted (updateWorkerHost): see its message. */
+  | 'failed';
 
 export type Phase = 'starting' | 'preparing' | 'awaiting-confirmation' | 'upgrading' | 'compensating' | 'finished';
 

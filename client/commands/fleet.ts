@@ -76,6 +76,7 @@ import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color, duration } from '../render/format.js';
 import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
+import { componentFromFlag, componentOption, componentPrefix, targetText } from './component.js';
 import { upgraderVersions, type UpgraderVersions } from './fleet-upgraders.js';
 import { registerRolloutCommands } from './rollout.js';
 import { withTimeout, workflowSnapshot } from './snapshot.js';
@@ -137,6 +138,7 @@ function checkHosts(entries: Array<{ host: string; where: string }>, source: str
 // Start
 
 export interface FleetFlags {
+  component?: string;
   hosts?: string;
   hostsFile?: string;
   version?: string;
@@ -191,6 +193,7 @@ export function newFleetId(now = new Date()): string {
 
 /** The workflow input from the flags; everything is checked before anything is contacted. */
 export async function fleetInputFromFlags(flags: FleetFlags): Promise<ValidFleetInput> {
+  const component = componentFromFlag(flags.component, flags.version);
   if (Boolean(flags.hosts) === Boolean(flags.hostsFile))
     throw new UsageError('give the hosts with exactly one of --hosts a,b,c or --hosts-file FILE');
   let hosts: string[];
@@ -221,6 +224,7 @@ export async function fleetInputFromFlags(flags: FleetFlags): Promise<ValidFleet
     controller: flags.controller === undefined ? undefined : flag(HostNameSchema, flags.controller, '--controller'),
     jitterMs: jitterMs(flags.jitter),
     requestedBy: requestedBy(),
+    ...component,
   };
   if (input.canary! > hosts.length)
     throw new UsageError(`--canary ${input.canary} is more than the ${hosts.length} hosts given`);
@@ -235,7 +239,7 @@ export function describePlan(input: ValidFleetInput): string {
   const shown = (hs: string[]) => (hs.length > 6 ? `${hs.slice(0, 6).join(', ')}, … (${hs.length})` : hs.join(', '));
   return [
     color.bold(`Fleet rollout ${input.fleetId}`),
-    `  target:        ${input.version ?? 'the latest release'} (resolved once by ${input.controller ?? input.hosts[0]}'s worker)`,
+    `  target:        ${targetText(input.component, input.version, `${input.controller ?? input.hosts[0]}'s worker`)}`,
     `  hosts:         ${n}`,
     `  canary:        ${canaries.length ? `${shown(canaries)}, then a ${input.bakeSeconds} s bake and a health re-check` : 'none'}`,
     `  window:        at most ${batch} host${batch === 1 ? '' : 's'} upgrading at a time`,
@@ -273,7 +277,7 @@ export async function fleetStartCommand(flags: FleetFlags): Promise<number> {
         args: [input],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        staticSummary: `Fleet rollout of ${input.version ?? 'the latest release'} to ${input.hosts.length} hosts`,
+        staticSummary: `Fleet rollout of ${componentPrefix(input.component)}${input.version ?? 'the latest release'} to ${input.hosts.length} hosts`,
         staticDetails: stripVTControlCharacters(describePlan(input)),
         typedSearchAttributes: [
           { key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.fleetId, 'KEYWORD'), value: input.fleetId },
@@ -569,7 +573,10 @@ export function renderFleet(p: FleetProgress, o: RenderOptions): string {
     .join(' ');
   const target = p.version ?? p.requestedVersion ?? 'latest';
   lines.push(
-    fit(`${color.bold(`Fleet ${p.fleetId}`)} → ${color.bold(target)}  ${p.phase}${flags ? `  ${flags}` : ''}`, width),
+    fit(
+      `${color.bold(`Fleet ${p.fleetId}`)} → ${componentPrefix(p.component)}${color.bold(target)}  ${p.phase}${flags ? `  ${flags}` : ''}`,
+      width,
+    ),
   );
   const c = p.counts ?? countStates(p.hosts);
   const counts = HOST_STATES.filter((s) => c[s] > 0 || s === 'healthy' || s === 'waiting')
@@ -811,6 +818,7 @@ export function registerFleetCommands(program: Command): void {
     .option('--hosts <a,b,c>', 'the hosts, comma-separated, in rollout order (the first are the canaries)')
     .option('--hosts-file <file>', 'the hosts, one per line (# comments and blank lines allowed)')
     .option('--version <X.Y.Z>', 'target release (default: the latest, resolved once for the whole fleet)')
+    .addOption(componentOption())
     .option('--canary <n>', 'upgrade the first N hosts first and bake them', String(FLEET_LIMITS.canary.default))
     .option('--batch <n|p%>', 'at most this many hosts upgrading at once', String(FLEET_LIMITS.batch.default))
     .option('--max-failures <n|p%>', 'stop starting hosts when failures exceed this', '0')

@@ -28,15 +28,17 @@ import {
   type RingRolloutResult,
   type RolloutPlan,
 } from '../../workflows/ring-types.js';
-import { IdSchema, SEARCH_ATTRIBUTES, VersionSchema } from '../../workflows/types.js';
+import { IdSchema, SEARCH_ATTRIBUTES, VersionSchema, type RolloutComponent } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color } from '../render/format.js';
 import { readPlanFile } from '../rollout-plan.js';
+import { componentFromFlag, componentOption, componentPrefix, targetText } from './component.js';
 import { flag, interactiveTerminal, link, requestedBy } from './shared.js';
 import { workflowSnapshot } from './snapshot.js';
 
 interface RolloutFlags {
+  component?: string;
   plan?: string;
   version?: string;
   id?: string;
@@ -55,8 +57,12 @@ export function newRolloutId(now = new Date()): string {
 }
 
 /** What the plan will do, for the confirmation. */
-export function describeRollout(id: string, plan: RolloutPlan, version?: string): string {
-  const lines = [color.bold(`Ring rollout ${id}`), `  target: ${version ?? 'the latest release'} (resolved once)`];
+export function describeRollout(id: string, plan: RolloutPlan, version?: string, component?: RolloutComponent): string {
+  const lines = [color.bold(`Ring rollout ${id}`), `  target: ${targetText(component, version, 'the first host')}`];
+  if (component === 'worker')
+    lines.push(
+      "  worker rollout: version pins are ignored (hold pins apply); each ring's gate is its hosts' queues polled by the version",
+    );
   for (const [i, r] of plan.rings.entries()) {
     const n = r.hosts.length;
     const extra = [
@@ -84,14 +90,21 @@ export async function rolloutStartCommand(flags: RolloutFlags): Promise<number> 
   const fromFile = await readPlanFile(flags.plan);
   const plan = flags.autoRollbackRing ? { ...fromFile, autoRollbackRing: true } : fromFile;
   const version = flags.version === undefined ? undefined : flag(VersionSchema, flags.version, '--version');
+  const { component } = componentFromFlag(flags.component, version);
   const rolloutId = flag(IdSchema, flags.id ?? newRolloutId(), '--id');
   if (!flags.yes && (!interactiveTerminal() || flags.json))
     throw new UsageError('confirming the rollout needs a terminal; pass --yes to start it without asking');
-  const input: RingRolloutInput = { rolloutId, plan, version, requestedBy: requestedBy() };
+  const input: RingRolloutInput = {
+    rolloutId,
+    plan,
+    version,
+    requestedBy: requestedBy(),
+    ...(component ? { component } : {}),
+  };
   const target = await connectTarget({});
   try {
     if (!flags.yes) {
-      process.stdout.write(`${describeRollout(rolloutId, plan, version)}\n`);
+      process.stdout.write(`${describeRollout(rolloutId, plan, version, component)}\n`);
       if (!(await confirm({ message: `Start the rollout through ${plan.rings.length} rings?`, default: false }))) {
         process.stdout.write('Nothing started.\n');
         return 1;
@@ -104,8 +117,8 @@ export async function rolloutStartCommand(flags: RolloutFlags): Promise<number> 
         args: [input],
         workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
         workflowIdReusePolicy: WorkflowIdReusePolicy.REJECT_DUPLICATE,
-        staticSummary: `Ring rollout of ${version ?? 'the latest release'} through ${plan.rings.length} rings`,
-        staticDetails: stripVTControlCharacters(describeRollout(rolloutId, plan, version)),
+        staticSummary: `Ring rollout of ${componentPrefix(component)}${version ?? 'the latest release'} through ${plan.rings.length} rings`,
+        staticDetails: stripVTControlCharacters(describeRollout(rolloutId, plan, version, component)),
         typedSearchAttributes: [
           { key: defineSearchAttributeKey(SEARCH_ATTRIBUTES.fleetId, 'KEYWORD'), value: rolloutId },
         ],
@@ -200,7 +213,7 @@ export function renderRollout(p: RingProgress): string {
     ]);
   }
   const lines = [
-    `${color.bold(`Rollout ${p.rolloutId}`)} → ${p.version ?? p.requestedVersion ?? 'latest'}: ${p.phase}${p.verdict ? ` (${p.verdict})` : ''}`,
+    `${color.bold(`Rollout ${p.rolloutId}`)} → ${componentPrefix(p.component)}${p.version ?? p.requestedVersion ?? 'latest'}: ${p.phase}${p.verdict ? ` (${p.verdict})` : ''}`,
     t.toString(),
   ];
   if (p.late.length) {
@@ -250,6 +263,7 @@ export function registerRolloutCommands(fleet: Command): void {
     .description('start a ring rollout from a plan (the default: `fleet rollout --plan plan.yaml`)')
     .option('--plan <file>', 'the rollout plan (YAML): rings, pins, gates (see README, "Ring rollouts")')
     .option('--version <X.Y.Z>', 'target release (default: the latest, resolved once)')
+    .addOption(componentOption())
     .option('--id <rollout-id>', 'the rollout ID (default: rollout-<time>-<random>)')
     .option('-y, --yes', 'start without asking')
     .option('--auto-rollback-ring', "roll a ring back when a gate fails during its soak (the plan's autoRollbackRing)")
