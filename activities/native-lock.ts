@@ -169,12 +169,19 @@ async function privateRoot(config: HostConfig): Promise<string> {
 /** The flock(1) holders of this worker, by claim token. */
 const holders = new Map<string, ChildProcess>();
 
+/** Whether this worker's flock(1) holder for `token` is alive. */
+export function holdsLocally(token: string): boolean {
+  const child = holders.get(token);
+  return child !== undefined && child.exitCode === null && child.signalCode === null;
+}
+
 /**
  * Takes (or, on a new worker, re-takes) both locks for `token`: reclaims a dead claim (ours from a
  * killed worker included), refuses a live one that is not ours. Idempotent on the same worker.
  */
 export async function takeLocks(config: HostConfig, token: string): Promise<{ pid: number }> {
-  if (holders.get(token)?.exitCode === null) return { pid: process.pid };
+  if (releasedTokens.has(token)) throw new Error('this claim was released by its run');
+  if (holdsLocally(token) && (await judgeClaim(config)).state === 'live') return { pid: process.pid };
   const root = await privateRoot(config);
   const file = lockPath(config);
   const start = await processStart(process.pid);
@@ -263,6 +270,9 @@ async function dropClaim(config: HostConfig, token: string): Promise<boolean> {
 
 /** Releases both locks held for `token` (on this worker, or left by a dead one). Idempotent. */
 export async function releaseLocks(config: HostConfig, token: string): Promise<{ released: boolean }> {
+  // First the claim (a hold still running on this worker then ends instead of re-taking it), then the flock.
+  releasedTokens.add(token);
+  const released = await dropClaim(config, token);
   const child = holders.get(token);
   holders.delete(token);
   if (child && child.exitCode === null && child.signalCode === null) {
@@ -271,9 +281,13 @@ export async function releaseLocks(config: HostConfig, token: string): Promise<{
     child.kill('SIGTERM');
     await gone;
   }
-  const released = await dropClaim(config, token);
   return { released };
 }
+
+/** Tokens this worker released: never taken again (a late hold attempt ends instead). */
+const releasedTokens = new Set<string>();
+
+export const wasReleased = (token: string) => releasedTokens.has(token);
 
 /** The one-line refusal for a claim that is not ours and not reclaimable. */
 export function claimRefusal(config: HostConfig, c: Claim): string {

@@ -16,8 +16,10 @@ import {
   judgeClaim,
   newToken,
   recoveryRoot,
+  holdsLocally,
   releaseLocks,
   takeLocks,
+  wasReleased,
 } from './native-lock.js';
 import { FailureType, activityContext, heartbeat, refuse, sleep, validated } from './support.js';
 import { MAX_RECEIPTS, ReceiptQueueFull, queueFullRefusal, queueLength } from './upgrade-receipt.js';
@@ -79,23 +81,20 @@ export async function acquireNativeLock(config: HostConfig, input: unknown): Pro
 }
 
 /**
- * Holds the run's claim until cancelled, heartbeating: when a worker dies, the retry on the next
- * worker re-takes the claim (the dead worker's is stale by DefenseClaw's own rule).
+ * Holds the run's claim, heartbeating, until the run releases it (releaseNativeLock removes the
+ * claim; this then returns). It only ever re-takes a claim that carries the run's token: when a
+ * worker dies, the retry on the next worker finds the dead worker's claim (stale by DefenseClaw's
+ * own rule) and takes it again; a claim already released is never re-created.
  */
 export async function holdNativeLock(config: HostConfig, input: unknown): Promise<{ held: boolean }> {
   const { token } = validated(z.object({ token: Token }).strict(), input, 'holdNativeLock');
-  await takeLocks(config, token);
   const signal = activityContext()?.cancellationSignal;
   for (;;) {
+    const claim = await judgeClaim(config);
+    if (wasReleased(token) || !('token' in claim) || claim.token !== token) return { held: true }; // released
+    if (claim.state === 'stale' || !holdsLocally(token)) await takeLocks(config, token);
     heartbeat();
-    try {
-      await sleep(1000, signal);
-    } catch (err) {
-      if (signal?.aborted) throw err; // cancelled: the run releases the claim with releaseNativeLock
-      throw err;
-    }
-    // The holder died under us (or the claim was taken): take it again, or fail the hold loudly.
-    await takeLocks(config, token);
+    await sleep(1000, signal);
   }
 }
 

@@ -157,7 +157,10 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
     heartbeating.createBackup.executeWithOptions(o, [{ backupId, fromVersion: from, toVersion: to }]),
   );
 
-  if (records) await beginReceipt(run, records, hop, run.signature === 'verified');
+  // Verified artifacts: every file checked against checksums.txt (always), its signature checked (with cosign, or
+  // identity and signature locally when the operator allowed no cosign).
+  if (records)
+    await beginReceipt(run, records, hop, run.signature === 'verified' || run.signature === 'checked-locally');
 
   // The downtime window: each step registers its undo before it runs.
   const undo = new Saga();

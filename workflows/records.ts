@@ -132,13 +132,17 @@ export async function releaseLock(run: HostRun, records: RecordsState): Promise<
   const token = records.lockToken;
   if (!token) return;
   await CancellationScope.nonCancellable(async () => {
-    records.hold?.scope.cancel();
-    await records.hold?.done.catch(() => undefined);
-    await run
+    const released = await run
       .step('lock', "release DefenseClaw's upgrade locks", (o) =>
         compensating.releaseNativeLock.executeWithOptions(o, [{ token }]),
       )
-      .catch(() => undefined);
+      .then(
+        () => true,
+        () => false,
+      );
+    // The hold ends on its own once the claim is gone; cancelled only if the release failed.
+    if (!released) records.hold?.scope.cancel();
+    await records.hold?.done.catch(() => undefined);
   });
   records.lockToken = undefined;
   records.hold = undefined;
