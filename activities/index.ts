@@ -13,10 +13,12 @@ import * as health from './health.js';
 import * as healthGate from './health-gate.js';
 import * as install from './install.js';
 import * as migrations from './migrations.js';
+import * as nativeRecords from './native-records.js';
 import { detectPlatform } from './platform.js';
 import * as releases from './releases.js';
 import * as releaseTicket from './release-ticket.js';
 import * as signature from './signature.js';
+import * as receipts from './upgrade-receipt.js';
 import { FailureType, refuse, validated, withHeartbeat } from './support.js';
 import * as upgrader from './upgrader-update.js';
 
@@ -90,11 +92,22 @@ export function createActivities(config: HostConfig) {
     /** Issue 18: this host's worker installs another defenseclaw-upgrade and restarts into it. */
     updateUpgrader: (input: { version: string; deadlineSeconds?: number }) => upgrader.updateUpgrader(config, input),
     upgraderSwitchOutcome: (input: { version: string }) => upgrader.upgraderSwitchOutcome(config, input),
+    // DefenseClaw's own upgrade records (issue 20).
+    checkNativeRecords: (input: { heldToken?: string; receipts: boolean }) =>
+      nativeRecords.checkNativeRecords(config, input),
+    acquireNativeLock: (input: { token?: string }) => nativeRecords.acquireNativeLock(config, input),
+    holdNativeLock: (input: { token: string }) => nativeRecords.holdNativeLock(config, input),
+    releaseNativeLock: (input: { token: string }) => nativeRecords.releaseNativeLock(config, input),
+    gatewayReadyHandshake: (input: { version: string; timeoutSeconds: number }) =>
+      nativeRecords.gatewayReadyHandshake(config, input),
+    writeUpgradeReceipt: (input: { receipt: receipts.Receipt }) => receipts.writeUpgradeReceipt(config, input),
+    awaitReceiptAcknowledged: (input: { receiptId: string; timeoutSeconds: number }) =>
+      receipts.awaitReceiptAcknowledged(config, input),
   });
 }
 
 /** Activities that heartbeat on their own, with details a retried attempt resumes from. */
-const OWN_HEARTBEATS = new Set(['downloadArtifact', 'waitHealthy']);
+const OWN_HEARTBEATS = new Set(['downloadArtifact', 'waitHealthy', 'holdNativeLock', 'awaitReceiptAcknowledged']);
 
 /**
  * Every other activity heartbeats every second while it runs, so that a killed worker is noticed

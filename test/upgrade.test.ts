@@ -58,6 +58,7 @@ describe('upgradeHost', () => {
       'download',
       'verify',
       'stage',
+      'lock',
       'backup',
       'stop',
       'install',

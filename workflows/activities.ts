@@ -7,7 +7,12 @@
  * its first activity. A run without a host queue in its input (every run recorded before host
  * workers became activity-only) schedules them on the workflow's own queue, as it always did.
  */
-import { proxyActivities, type ActivityInterfaceFor, type ActivityOptions } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  proxyActivities,
+  type ActivityInterfaceFor,
+  type ActivityOptions,
+} from '@temporalio/workflow';
 import { taskQueueForHost } from './types.js';
 import type { Activities } from '../activities/index.js';
 
@@ -78,6 +83,17 @@ export const compensating = routed({
   startToCloseTimeout: '10m',
   heartbeatTimeout,
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 8 },
+});
+
+/**
+ * An activity that holds something for the whole run (DefenseClaw's upgrade locks): it heartbeats
+ * until the run cancels it, and a retry on the next worker re-takes what the dead one held.
+ */
+export const holding = routed({
+  startToCloseTimeout: '24h',
+  heartbeatTimeout,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: { initialInterval: '500ms', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 20 },
 });
 
 /**

@@ -12,11 +12,28 @@ import { ApplicationFailure, patched, workflowInfo } from '@temporalio/workflow'
 import type { ResolvedRelease } from '../activities/releases.js';
 import { compensating, heartbeating, network, quick } from './activities.js';
 import { timestampId } from './clock.js';
+import {
+  HANDSHAKE_FROM,
+  beginReceipt,
+  checkRecords,
+  endReceipt,
+  receiptMigrations,
+  takeLock,
+  type RecordsState,
+} from './records.js';
 import { discardVenv as discard, recover } from './recover.js';
 import type { ReleaseLayout } from './release-layout.js';
 import type { HostRun } from './run.js';
 import { Saga } from './saga.js';
-import type { ArtifactInfo, Platform, PlanHop, UpgradePlan, UpgradeResult, ValidUpgradeInput } from './types.js';
+import {
+  compareVersions,
+  type ArtifactInfo,
+  type Platform,
+  type PlanHop,
+  type UpgradePlan,
+  type UpgradeResult,
+  type ValidUpgradeInput,
+} from './types.js';
 
 export interface Hop {
   from: string;
@@ -31,6 +48,8 @@ export interface HopState {
   stagingIds: string[];
   venvId?: string;
   stopped: boolean;
+  /** DefenseClaw's own upgrade records (locks, receipts), when the run keeps them (records.ts). */
+  records?: RecordsState;
 }
 
 export interface HopContext {
@@ -90,6 +109,8 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
   // Pre-flight, download and verify into a private staging folder; stage the new gateway beside the
   // old one and build the new Python environment beside the live one.
   const runId = workflowInfo().runId;
+  // DefenseClaw's own records first: nothing is created on a host its own upgrader holds.
+  if (state.records && !(await checkRecords(run, state.records, to))) state.records = undefined;
   const staging = await run.step('preflight', 'create private staging folder', (o) =>
     quick.createStaging.executeWithOptions(o, [{ runId: first ? runId : `${runId}-hop${index + 1}` }]),
   );
@@ -130,12 +151,20 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
   // Back up everything a rollback needs.
   run.phase = 'upgrading';
   const backupId = run.backupId;
+  const records = state.records;
+  if (records) await takeLock(run, records);
   await run.step('backup', `back up config, keys and gateway to backups/${backupId}`, (o) =>
     heartbeating.createBackup.executeWithOptions(o, [{ backupId, fromVersion: from, toVersion: to }]),
   );
 
+  // Verified artifacts: every file checked against checksums.txt (always), its signature checked (with cosign, or
+  // identity and signature locally when the operator allowed no cosign).
+  if (records)
+    await beginReceipt(run, records, hop, run.signature === 'verified' || run.signature === 'checked-locally');
+
   // The downtime window: each step registers its undo before it runs.
   const undo = new Saga();
+  let degraded = false;
   let acceptReconnecting = options.reconnecting === 'accept';
   // A rollback restores the state before the upgrade: `reconnecting` then is as healthy as it was.
   let rollbackAccepts = true;
@@ -193,6 +222,8 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
     );
     run.migrationsRun = (run.migrationsRun ?? 0) + migrated.ran;
     if (migrated.warning) run.warnings.push(migrated.warning);
+    degraded = Boolean(migrated.warning);
+    if (records) await receiptMigrations(run, records, migrated.ran, degraded);
 
     undo.add('stop the new gateway', () =>
       compensating.stopGateway.executeWithOptions({ summary: 'rollback: stop new gateway' }, []),
@@ -209,14 +240,46 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
         { version: to, timeoutSeconds: options.healthTimeoutSeconds, acceptReconnecting },
       ]),
     );
+    // The gateway's own readiness handshake, where the release has it (as its resolver runs it).
+    if (records && compareVersions(to, HANDSHAKE_FROM) >= 0) {
+      await run.step('health', `defenseclaw-gateway upgrade-wait-ready --expected-version ${to}`, (o) =>
+        heartbeating.gatewayReadyHandshake.executeWithOptions(o, [
+          { version: to, timeoutSeconds: options.healthTimeoutSeconds },
+        ]),
+      );
+    }
     state.stopped = false;
     state.venvId = undefined;
+    if (records) await endReceipt(run, records, { outcome: 'upgraded', degraded, running: to });
     return undefined;
   } catch (err) {
-    const result = await recover(run, err, undo, options.onFailure, options.healthTimeoutSeconds, {
-      from,
-      acceptReconnecting: rollbackAccepts,
-    });
+    let result: UpgradeResult;
+    try {
+      result = await recover(run, err, undo, options.onFailure, options.healthTimeoutSeconds, {
+        from,
+        acceptReconnecting: rollbackAccepts,
+      });
+    } catch (cancelled) {
+      // A cancel, compensated: the receipt says the upgrade was interrupted and how the host ended.
+      if (records) {
+        await endReceipt(run, records, {
+          outcome: run.outcome,
+          failure: { step: 'cancel', error: 'cancelled' },
+          degraded,
+          running: run.outcome === 'rolled-back' ? from : undefined,
+        });
+      }
+      throw cancelled;
+    }
+    if (records) {
+      await endReceipt(run, records, {
+        outcome: result.outcome,
+        failure: result.failure,
+        degraded,
+        running: result.outcome === 'rolled-back' || result.outcome === 'failed-unchanged' ? from : undefined,
+      });
+      result.defenseclawReceipts = records.recorded;
+    }
     if (index > 0 && result.outcome === 'rolled-back') {
       result.message = `${result.message} The host stays on ${from}, which hop ${index} of ${route.length} installed.`;
     }

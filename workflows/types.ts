@@ -360,6 +360,15 @@ export interface UpgradeResult {
   failure?: { step: string; error: string };
   /** For rollbacks after a failure: what compensation did and how it ended. */
   compensation?: { steps: StepRecord[]; hostState: string };
+  /** DefenseClaw upgrade receipts this run wrote, one per hop from 0.8.4 (workflows/records.ts). */
+  defenseclawReceipts?: Array<{
+    receiptId: string;
+    from: string;
+    to: string;
+    status: string;
+    failureCode: string;
+    acknowledged?: boolean;
+  }>;
 }
 
 /** Update name the CLI uses to answer the plan. */

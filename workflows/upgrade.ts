@@ -17,6 +17,7 @@ import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation,
 import type { ResolvedRelease } from '../activities/releases.js';
 import { network, quick, routeActivitiesTo } from './activities.js';
 import { upgradeHop, type Hop, type HopState } from './hop.js';
+import { DEFENSECLAW_RECORDS, closeRecords } from './records.js';
 import { discardVenv as discard } from './recover.js';
 import { routeTo } from './release-layout.js';
 import { ticketRelease, type ReleaseTicket } from './release-ticket.js';
@@ -29,6 +30,8 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
   routeActivitiesTo(input.hostQueue);
   const run = new HostRun('upgrade', host, input.fleetId);
   const state: HopState = { stagingIds: [], stopped: false };
+  // DefenseClaw's own upgrade records (issue 20): runs recorded before them replay without.
+  if (patched(DEFENSECLAW_RECORDS)) state.records = { recorded: [] };
   let route: Hop[] = [];
   let done = 0;
   try {
@@ -82,6 +85,7 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
       run.result(
         'upgraded',
         `${host} upgraded from ${from} to ${to}${chain}; gateway healthy. Backup: backups/${run.backupId}.${warn}`,
+        state.records?.recorded.length ? { defenseclawReceipts: state.records.recorded } : {},
       ),
     );
   } catch (err) {
@@ -112,6 +116,10 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
       ),
     );
   } finally {
+    if (state.records) {
+      const records = state.records;
+      await CancellationScope.nonCancellable(() => closeRecords(run, records));
+    }
     for (const stagingId of state.stagingIds) {
       await CancellationScope.nonCancellable(() =>
         quick.removeStaging.executeWithOptions({ summary: 'remove staging folder' }, [{ stagingId }]),

@@ -3,6 +3,7 @@ import Table from 'cli-table3';
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { connectTarget } from '../connect.js';
+import { auditLines } from '../render/audit.js';
 import { color, duration } from '../render/format.js';
 import { uiLink } from '../temporal.js';
 import { resultOf } from '../watch.js';
@@ -117,6 +118,7 @@ export async function showCommand(workflowId: string, flags: { runId?: string; j
     }
     process.stdout.write(`${table.toString()}\n`);
     if (result) process.stdout.write(`${wrap(`${result.outcome.toUpperCase()} ${result.message}`, 80)}\n`);
+    for (const line of auditLines(result?.defenseclawReceipts)) process.stdout.write(`${wrap(line, 80)}\n`);
     if (ui) process.stdout.write(`Temporal UI: ${ui}\n`);
     return 0;
   } finally {
