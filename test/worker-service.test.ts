@@ -90,13 +90,24 @@ async function analyze(unitFile: string, user = false): Promise<{ ok: boolean; o
   }
 }
 
-/** The CLI as the unprivileged `nobody` (setpriv) when this runs as root, else as this user. */
+/** The CLI as the unprivileged `nobody` (setpriv, which util-linux ships) when this runs as root, else as this user. */
 async function cliAsNobody(args: string[], home: string): Promise<CliRun> {
   if (!IS_ROOT) return cli(args, userEnv(home));
   try {
     const r = await execFileP(
       'setpriv',
-      ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, CLI_MAIN, ...args],
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        // Only to read the package wherever this checkout lives (e.g. under a 0700 /root): it grants no write.
+        '--inh-caps=+dac_read_search',
+        '--ambient-caps=+dac_read_search',
+        '--',
+        process.execPath,
+        CLI_MAIN,
+        ...args,
+      ],
       { env: userEnv(home), timeout: 60_000 },
     );
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
