@@ -8,7 +8,7 @@
  * systemctl, launchctl on Linux), and deploy/'s example unit is what install writes by default.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -16,6 +16,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { CLI_MAIN, runCli, type CliRun } from './helpers/cli.js';
+import { startTestEnvironment } from './helpers/temporal.js';
 
 const execFileP = promisify(execFile);
 const PKG = path.resolve(path.dirname(CLI_MAIN), '..', '..');
@@ -89,13 +90,24 @@ async function analyze(unitFile: string, user = false): Promise<{ ok: boolean; o
   }
 }
 
-/** The CLI as the unprivileged `nobody` (setpriv) when this runs as root, else as this user. */
+/** The CLI as the unprivileged `nobody` (setpriv, which util-linux ships) when this runs as root, else as this user. */
 async function cliAsNobody(args: string[], home: string): Promise<CliRun> {
   if (!IS_ROOT) return cli(args, userEnv(home));
   try {
     const r = await execFileP(
       'setpriv',
-      ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, CLI_MAIN, ...args],
+      [
+        '--reuid=65534',
+        '--regid=65534',
+        '--clear-groups',
+        // Only to read the package wherever this checkout lives (e.g. under a 0700 /root): it grants no write.
+        '--inh-caps=+dac_read_search',
+        '--ambient-caps=+dac_read_search',
+        '--',
+        process.execPath,
+        CLI_MAIN,
+        ...args,
+      ],
       { env: userEnv(home), timeout: 60_000 },
     );
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
@@ -707,6 +719,79 @@ describe('`worker` without a subcommand still runs the foreground worker', () =>
       const h = await cli(['worker', sub, '--help'], userEnv(home));
       assert.equal(h.code, 0, h.stderr);
       assert.match(h.stdout, new RegExp(`^Usage: defenseclaw-upgrade worker ${sub} \\[options\\]`));
+    }
+  });
+});
+
+describe('the installed service runs', () => {
+  it("ExecStart as written, with the unit's Environment= and EnvironmentFile=: the launcher runs this package's worker, which polls", async () => {
+    const temporal = await startTestEnvironment();
+    const home = await tmp();
+    const up = path.join(home, 'up');
+    await fs.mkdir(path.join(home, '.defenseclaw'));
+    // --root /: the real paths (all under this test's HOME and --upgrader-root), and no systemctl.
+    const r = await cli(
+      [
+        'worker',
+        'install',
+        '--root',
+        '/',
+        '--platform',
+        'linux',
+        '--scope',
+        'user',
+        '--upgrader-root',
+        up,
+        '--address',
+        temporal.address,
+        '--host',
+        'svc-e2e',
+      ],
+      userEnv(home),
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const unit = await fs.readFile(
+      path.join(home, '.config', 'systemd', 'user', 'defenseclaw-upgrade-worker.service'),
+      'utf8',
+    );
+    const execStart = /^ExecStart=(.+)$/m.exec(unit)![1]!.split(' ');
+    const env: Record<string, string> = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: home };
+    for (const m of unit.matchAll(/^Environment=([A-Z_]+)=(.*)$/gm)) env[m[1]!] = m[2]!;
+    const envFile = /^EnvironmentFile=(.+)$/m.exec(unit)![1]!;
+    for (const m of (await fs.readFile(envFile, 'utf8')).matchAll(/^([A-Z_]+)='?(.*?)'?$/gm)) env[m[1]!] = m[2]!;
+    const launcher = spawn(execStart[0]!, execStart.slice(1), { env, cwd: home, stdio: ['ignore', 'pipe', 'pipe'] });
+    let log = '';
+    launcher.stdout.on('data', (d) => (log += String(d)));
+    launcher.stderr.on('data', (d) => (log += String(d)));
+    const exited = new Promise<number | null>((resolve) => launcher.on('exit', (code) => resolve(code)));
+    try {
+      const queue = 'defenseclaw-upgrade@svc-e2e';
+      let identity: string | undefined;
+      const deadline = Date.now() + 90_000;
+      while (!identity && Date.now() < deadline) {
+        const d = await temporal.client.workflowService.describeTaskQueue({
+          namespace: 'default',
+          taskQueue: { name: queue },
+          taskQueueType: 2, // activity
+        });
+        identity = d.pollers?.[0]?.identity ?? undefined;
+        if (!identity) await new Promise((res) => setTimeout(res, 500));
+      }
+      assert.ok(identity, `no poller on ${queue} within 90 s; the launcher said:\n${log}`);
+      assert.match(identity, new RegExp(`^defenseclaw-upgrade@${VERSION.replace(/\./g, '\\.')}:host:svc-e2e:\\d+$`));
+      // The worker knows it runs under the launcher of this root: it proves itself there.
+      const ready = path.join(up, 'ready', VERSION);
+      while (!(await exists(ready)) && Date.now() < deadline) await new Promise((res) => setTimeout(res, 200));
+      assert.ok(await exists(ready), `${ready} not written`);
+    } finally {
+      launcher.kill('SIGTERM');
+      const code = await Promise.race([
+        exited,
+        new Promise<'timeout'>((res) => setTimeout(() => res('timeout'), 30_000)),
+      ]);
+      if (code === 'timeout') launcher.kill('SIGKILL');
+      await temporal.teardown();
+      assert.notEqual(code, 'timeout', `the launcher did not stop on SIGTERM:\n${log}`);
     }
   });
 });

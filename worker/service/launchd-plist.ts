@@ -46,7 +46,7 @@ export function renderLaunchdPlist(layout: Layout): string {
     // SIGTERM, then 60 s for in-flight activities before SIGKILL.
     ExitTimeOut: 60,
     Umask: 0o077,
-    ProcessType: 'Background',
+    // No ProcessType: launchd's default (Standard); Background would throttle the downloads and installs.
     StandardOutPath: layout.logFile!,
     StandardErrorPath: layout.logFile!,
   };
