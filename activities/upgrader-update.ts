@@ -190,7 +190,25 @@ export async function installAndSwitch(
   }
   if (current) await pointLink(src.root, 'previous', current);
   await pointLink(src.root, 'current', version);
+  await prune(src.root, [version, ...(current ? [current] : [])]);
   return { from, to: version, source };
+}
+
+/**
+ * Keeps versions/ to the new version and the one it replaced (what `current` and `previous`
+ * name, and where the launcher goes back to), and drops staging left by an attempt that died an
+ * hour ago or more. A version dir that is a link (an npm -g install) loses only the link.
+ */
+async function prune(root: string, keep: string[]): Promise<void> {
+  const p = rootPaths(root);
+  for (const name of await fs.readdir(p.versions).catch(() => [])) {
+    if (!keep.includes(name)) await fs.rm(path.join(p.versions, name), { recursive: true, force: true });
+  }
+  for (const name of await fs.readdir(p.staging).catch(() => [])) {
+    const st = await fs.lstat(path.join(p.staging, name)).catch(() => undefined);
+    if (st && Date.now() - st.mtimeMs > 3_600_000)
+      await fs.rm(path.join(p.staging, name), { recursive: true, force: true });
+  }
 }
 
 /** Activity (host queue): install `version` side by side, switch to it, restart into it. */

@@ -297,7 +297,9 @@ describe('updateUpgrader from a registry', () => {
   test('a verified tarball is installed by npm side by side and switched to', async () => {
     const { root, env } = hostEnv({ DEFENSECLAW_UPGRADER_REGISTRY: registryUrl });
     makeVersion(root, A, 'no-entry');
+    makeVersion(root, '0.1.9', 'no-entry');
     link(root, 'current', A);
+    link(root, 'previous', '0.1.9');
     const before = restarts;
     const r = await updateUpgrader(loadHostConfig(env), { version: V, deadlineSeconds: 30 });
     assert.deepEqual(r, { from: A, to: V, source: 'registry' });
@@ -305,6 +307,7 @@ describe('updateUpgrader from a registry', () => {
     assert.ok(fs.existsSync(entry), 'installed where the launcher looks');
     assert.equal(linked(root, 'current'), V);
     assert.equal(linked(root, 'previous'), A);
+    assert.deepEqual(fs.readdirSync(path.join(root, 'versions')).sort(), [A, V], 'older versions pruned');
     const sw = JSON.parse(fs.readFileSync(path.join(root, 'switch.json'), 'utf8')) as Record<string, unknown>;
     assert.deepEqual(
       { ...sw, startedAt: undefined },
@@ -580,6 +583,14 @@ describe('under the launcher, against a dev server', () => {
     );
     assert.equal(linked(root, 'current'), B);
     assert.equal(reverts(root).length, 1);
+    // What a rollout reads from the host afterwards.
+    const seen = await upgraderSwitchOutcome(loadHostConfig(vars), { version: BROKEN });
+    assert.equal(seen.current, B);
+    assert.equal(seen.pending, undefined);
+    assert.deepEqual(
+      { ...seen.reverted, at: undefined },
+      { from: BROKEN, to: B, reason: `version ${BROKEN} exited (code 3) before it polled`, at: undefined },
+    );
     assert.equal(
       launcher
         .stderr()
