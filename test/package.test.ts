@@ -34,8 +34,11 @@ const PKG = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'))
   version: string;
   devDependencies: Record<string, string>;
 };
-/** What a checkout holds that the build needs (dist/ and node_modules/ excluded). */
-const SOURCES = ['client', 'worker', 'activities', 'workflows', 'scripts', 'test', 'deploy'];
+/** What a checkout holds that the build and the package need (dist/ and node_modules/ excluded). */
+const SOURCES = [
+  ...(JSON.parse(fs.readFileSync(path.join(REPO, 'tsconfig.json'), 'utf8')) as { include: string[] }).include,
+  'deploy',
+];
 const TOP_FILES = ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'SECURITY.md', 'LICENSE'];
 /** The version stamped into the bundle (not the tree's: the worker must read the bundle's own). */
 const BUNDLE_VERSION = '0.2.99';
