@@ -18,10 +18,10 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Worker } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
 import { activityPollers } from '../activities/queue-version.js';
 import { createControllerActivities } from '../activities/controller.js';
-import { createWorkflowWorker } from '../worker/worker.js';
+import { createWorkflowWorker, resolveWorkflowCode } from '../worker/worker.js';
 import { FLEET_TASK_QUEUE, FleetInputSchema, type FleetResult } from '../workflows/fleet-types.js';
 import { RingRolloutInputSchema, type RingRolloutResult } from '../workflows/ring-types.js';
 import { hostWorkflowId, taskQueueForHost, workerUpdateWorkflowId } from '../workflows/types.js';
@@ -271,6 +271,16 @@ describe('fleet --component worker', () => {
     await until(async () => (await pollerVersions(broken.name, started)).includes(A), 30_000, 'A polling again');
     assert.ok(!(await pollerVersions(broken.name, started)).includes(B));
     process.stderr.write(`fleet of 4 worker hosts A → B (one reverted): ${(took / 1000).toFixed(1)} s\n`);
+
+    // The runs replay on the current workflow code (the fleet, a proven host, the reverted host).
+    for (const workflowId of [
+      result.fleetId,
+      workerUpdateWorkflowId(good[1]!.name),
+      workerUpdateWorkflowId(broken.name),
+    ]) {
+      const history = await env.client.workflow.getHandle(workflowId).fetchHistory();
+      await Worker.runReplayHistory(resolveWorkflowCode(), history, workflowId);
+    }
 
     // `fleet status` names the component.
     const s = await cli(['fleet', 'status', result.fleetId]);

@@ -1,17 +1,18 @@
 /**
  * The package as a host gets it. A copy of this tree without dist/ is packed by its own lifecycle
  * (`npm pack` runs `prepack`, the build); the tarball holds what runs and nothing else; installed
- * with `npm install -g` into a fresh prefix, its `defenseclaw-upgrade` prints the version and runs
- * the demo's single-host upgrade through the local agent. The platform bundle made from the same
- * tree (`make-bundle`, a stamped version), unpacked into an /opt-style root with no registry
- * reachable, runs `worker` against a dev server, whose queue is then polled by an identity that
- * names the bundle's version; it holds this platform's Temporal core bridge only.
+ * with `npm install -g` into a fresh prefix, its `defenseclaw-upgrade` prints the version, runs
+ * the demo's single-host upgrade through the local agent, and its `worker` polls as that version.
+ * The platform bundle made from the same tree (`make-bundle`, a stamped version), unpacked into an
+ * /opt-style root with no registry reachable, runs `worker` against a dev server, whose queue is
+ * then polled by an identity that names the bundle's version; it holds this platform's Temporal
+ * core bridge only.
  *
- * About 2.5 minutes on 2 cores: the build in the copy (~20 s), `npm install -g` (~20 s, from the
- * npm cache), the upgrade (~30 s), the bundle (~40 s), the bundle's worker (~10 s).
+ * About 2 minutes on 2 busy cores: the build in the copy (~25 s), `npm install -g` (~15 s, from
+ * the npm cache) and the upgrade (~25 s), the bundle (~35 s) and its worker (~15 s).
  */
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -19,9 +20,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import type { WorkflowService } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { execa } from 'execa';
 import * as tar from 'tar';
+import { connectTemporal } from '../client/temporal.js';
 import { parseWorkerIdentity, workerIdentity } from '../worker/identity.js';
 import { TOOL_VERSION } from '../worker/tool-version.js';
 import { taskQueueForHost } from '../workflows/types.js';
@@ -34,8 +37,11 @@ const PKG = JSON.parse(fs.readFileSync(path.join(REPO, 'package.json'), 'utf8'))
   version: string;
   devDependencies: Record<string, string>;
 };
-/** What a checkout holds that the build needs (dist/ and node_modules/ excluded). */
-const SOURCES = ['client', 'worker', 'activities', 'workflows', 'scripts', 'test', 'deploy'];
+/** What a checkout holds that the build and the package need (dist/ and node_modules/ excluded). */
+const SOURCES = [
+  ...(JSON.parse(fs.readFileSync(path.join(REPO, 'tsconfig.json'), 'utf8')) as { include: string[] }).include,
+  'deploy',
+];
 const TOP_FILES = ['package.json', 'package-lock.json', 'tsconfig.json', 'README.md', 'SECURITY.md', 'LICENSE'];
 /** The version stamped into the bundle (not the tree's: the worker must read the bundle's own). */
 const BUNDLE_VERSION = '0.2.99';
@@ -60,6 +66,54 @@ before(async () => {
 after(async () => {
   await fsp.rm(tmp, { recursive: true, force: true });
 });
+
+/**
+ * Runs `<main> worker` (the executable itself, as its shebang says) against a Temporal server, with
+ * no registry reachable, until the host's queue is polled by the identity of that very process;
+ * then stops it with SIGTERM, which must exit 0.
+ */
+async function runWorkerUntilItPolls(
+  main: string,
+  o: { svc: WorkflowService; namespace: string; address: string; home: string; host: string; version: string },
+): Promise<void> {
+  await fsp.mkdir(o.home, { recursive: true });
+  const worker = spawn(main, ['worker'], {
+    cwd: o.home,
+    env: {
+      PATH: process.env.PATH,
+      HOME: o.home,
+      DEFENSECLAW_HOME: path.join(o.home, '.defenseclaw'),
+      DEFENSECLAW_HOST: o.host,
+      TEMPORAL_ADDRESS: o.address,
+      TEMPORAL_NAMESPACE: o.namespace,
+      npm_config_registry: 'http://127.0.0.1:9',
+    },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  worker.stderr.on('data', (d) => (stderr += String(d)));
+  const exited = new Promise<number | null>((r) => worker.once('exit', (code) => r(code)));
+  try {
+    const deadline = Date.now() + 60_000;
+    let seen: ReturnType<typeof parseWorkerIdentity> | undefined;
+    while (!seen) {
+      assert.equal(worker.exitCode, null, `the worker exited: ${stderr}`);
+      assert.ok(Date.now() < deadline, `the worker polls within 60 s: ${stderr}`);
+      const q = await o.svc.describeTaskQueue({
+        namespace: o.namespace,
+        taskQueue: { name: taskQueueForHost(o.host) },
+        taskQueueType: 2, // TASK_QUEUE_TYPE_ACTIVITY
+      });
+      seen = (q.pollers ?? []).map((p) => parseWorkerIdentity(p.identity ?? '')).find((p) => p.pid === worker.pid);
+      if (!seen) await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.deepEqual(seen, { version: o.version, role: 'host', host: o.host, pid: worker.pid });
+    worker.kill('SIGTERM');
+    assert.equal(await exited, 0, stderr);
+  } finally {
+    if (worker.exitCode === null) worker.kill('SIGKILL');
+  }
+}
 
 describe('worker identities', () => {
   it('name the version, role, host and pid; the identities before 0.2 parse without a version', () => {
@@ -115,7 +169,7 @@ describe('the npm package', () => {
     assert.deepEqual(unwanted, []);
   });
 
-  it('installs with npm install -g into a fresh prefix; the installed command upgrades a host through the local agent', async (t) => {
+  it('installs with npm install -g into a fresh prefix; the installed command upgrades a host through the local agent, and runs `worker`', async (t) => {
     const prefix = path.join(tmp, 'prefix');
     const t0 = Date.now();
     await execa('npm', ['install', '-g', '--prefix', prefix, tarball, '--prefer-offline', '--no-audit', '--no-fund'], {
@@ -166,7 +220,8 @@ describe('the npm package', () => {
 
       const status = await cli(['agent', 'status', '--json']);
       assert.equal(status.exitCode, 0, status.stderr);
-      const info = (JSON.parse(status.stdout) as { info: { pid: number; upgraderVersion?: string } }).info;
+      const info = (JSON.parse(status.stdout) as { info: { pid: number; address?: string; upgraderVersion?: string } })
+        .info;
       assert.equal(info.upgraderVersion, PKG.version);
       // The agent that ran it is the installed package's, not this checkout's.
       const cmdline = (await fsp.readFile(`/proc/${info.pid}/cmdline`, 'utf8')).split('\0');
@@ -174,6 +229,20 @@ describe('the npm package', () => {
         cmdline.includes(path.join(installed, 'dist', 'worker', 'agent-main.js')),
         `the agent runs ${cmdline.join(' ')}`,
       );
+      // `worker`, from the same install, against the agent's Temporal.
+      const c = await connectTemporal({ address: info.address, useEnvConfig: false });
+      try {
+        await runWorkerUntilItPolls(bin, {
+          svc: c.client.workflowService,
+          namespace: c.namespace,
+          address: info.address!,
+          home: path.join(tmp, 'npm-worker-home'),
+          host: 'pkg-worker',
+          version: PKG.version,
+        });
+      } finally {
+        await c.close();
+      }
       const human = await cli(['agent', 'status']);
       assert.match(
         human.stdout,
@@ -189,10 +258,8 @@ describe('the npm package', () => {
 
 describe('the platform bundle', () => {
   let env: TestWorkflowEnvironment | undefined;
-  let worker: ChildProcess | undefined;
 
   after(async () => {
-    if (worker && worker.exitCode === null) worker.kill('SIGKILL');
     await env?.teardown();
   });
 
@@ -233,37 +300,13 @@ describe('the platform bundle', () => {
     env = await startTestEnvironment();
     const home = path.join(tmp, 'bundle-home');
     await fsp.mkdir(home);
-    worker = spawn(path.join(current, 'dist', 'client', 'main.js'), ['worker'], {
-      cwd: home,
-      env: {
-        PATH: process.env.PATH,
-        HOME: home,
-        DEFENSECLAW_HOME: path.join(home, '.defenseclaw'),
-        DEFENSECLAW_HOST: 'bundle-host',
-        TEMPORAL_ADDRESS: env.address,
-        TEMPORAL_NAMESPACE: env.namespace ?? 'default',
-        npm_config_registry: 'http://127.0.0.1:9',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
+    await runWorkerUntilItPolls(path.join(current, 'dist', 'client', 'main.js'), {
+      svc: env.client.workflowService,
+      namespace: env.namespace ?? 'default',
+      address: env.address,
+      home,
+      host: 'bundle-host',
+      version: BUNDLE_VERSION,
     });
-    let stderr = '';
-    worker.stderr!.on('data', (d) => (stderr += String(d)));
-    const deadline = Date.now() + 60_000;
-    let seen: ReturnType<typeof parseWorkerIdentity> | undefined;
-    while (!seen) {
-      assert.equal(worker.exitCode, null, `the worker exited: ${stderr}`);
-      assert.ok(Date.now() < deadline, `the bundle's worker polls within 60 s: ${stderr}`);
-      const q = await env.client.workflowService.describeTaskQueue({
-        namespace: env.namespace ?? 'default',
-        taskQueue: { name: taskQueueForHost('bundle-host') },
-        taskQueueType: 2, // TASK_QUEUE_TYPE_ACTIVITY
-      });
-      seen = (q.pollers ?? []).map((p) => parseWorkerIdentity(p.identity ?? '')).find((p) => p.pid === worker!.pid);
-      if (!seen) await new Promise((r) => setTimeout(r, 250));
-    }
-    assert.deepEqual(seen, { version: BUNDLE_VERSION, role: 'host', host: 'bundle-host', pid: worker.pid });
-    const exited = new Promise<number | null>((r) => worker!.once('exit', (code) => r(code)));
-    worker.kill('SIGTERM');
-    assert.equal(await exited, 0, stderr);
   });
 });

@@ -4,7 +4,12 @@
  * names (required: nothing resolves an upgrader release); the default moves DefenseClaw.
  */
 import { Option } from 'commander';
-import { ROLLOUT_COMPONENTS, type RolloutComponent } from '../../workflows/types.js';
+import {
+  ROLLOUT_COMPONENTS,
+  hostWorkflowId,
+  workerUpdateWorkflowId,
+  type RolloutComponent,
+} from '../../workflows/types.js';
 import { UsageError } from '../errors.js';
 
 export function componentOption(): Option {
@@ -34,4 +39,9 @@ export function targetText(component: RolloutComponent | undefined, version: str
 /** `workers ` before a version in a summary or a status line, for a worker rollout only (DefenseClaw's read as before). */
 export function componentPrefix(component: RolloutComponent | undefined): string {
   return component === 'worker' ? 'workers ' : '';
+}
+
+/** The workflow ID of a host's run in a rollout of `component` (for its current step, its worker's state). */
+export function hostRunId(component: RolloutComponent | undefined, host: string): string {
+  return component === 'worker' ? workerUpdateWorkflowId(host) : hostWorkflowId(host);
 }

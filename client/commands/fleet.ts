@@ -68,7 +68,6 @@ import {
   SEARCH_ATTRIBUTES,
   VersionSchema,
   WORKFLOW_FLEET,
-  hostWorkflowId,
   taskQueueForHost,
 } from '../../workflows/types.js';
 import { connectTarget, type Target } from '../connect.js';
@@ -76,7 +75,7 @@ import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color, duration } from '../render/format.js';
 import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
-import { componentFromFlag, componentOption, componentPrefix, targetText } from './component.js';
+import { componentFromFlag, componentOption, componentPrefix, hostRunId, targetText } from './component.js';
 import { upgraderVersions, type UpgraderVersions } from './fleet-upgraders.js';
 import { registerRolloutCommands } from './rollout.js';
 import { withTimeout, workflowSnapshot } from './snapshot.js';
@@ -342,9 +341,10 @@ async function currentSteps(client: Client, p: FleetProgress): Promise<CurrentSt
   const worker = async () => {
     while (next < busy.length) {
       const h = busy[next++]!;
-      const q = await withTimeout(client.workflow.getHandle(hostWorkflowId(h.host)).query(progressQuery), 2000).catch(
-        () => undefined,
-      );
+      const q = await withTimeout(
+        client.workflow.getHandle(hostRunId(p.component, h.host)).query(progressQuery),
+        2000,
+      ).catch(() => undefined);
       const running = q?.steps.filter((s) => s.status === 'running').pop() ?? q?.steps.at(-1);
       if (running) out.set(h.host, running.name);
     }
@@ -364,7 +364,7 @@ async function goneWorkers(client: Client, namespace: string, p: FleetProgress):
     while (next < busy.length) {
       const h = busy[next++]!;
       const queue = p.settings.taskQueue ?? taskQueueForHost(h.host);
-      const w = await workerGone(client, namespace, queue, client.workflow.getHandle(hostWorkflowId(h.host)));
+      const w = await workerGone(client, namespace, queue, client.workflow.getHandle(hostRunId(p.component, h.host)));
       if (w?.gone) out.set(h.host, w.why ?? 'gone');
     }
   };
