@@ -87,6 +87,22 @@ export const RECORDINGS: Recording[] = [
     },
   },
   {
+    file: 'upgrade-records-rolled-back.json',
+    workflowType: 'upgradeHost',
+    outcome: 'rolled-back',
+    async run(h) {
+      // DefenseClaw's own records (issue 20): the lock taken and held, a pending receipt, the health of
+      // 0.8.5 failing, rolled back, the receipt rolled_back/health_check_failed, the lock released.
+      const host = await h.host({
+        version: '0.8.4',
+        extraEnv: { DEFENSECLAW_ALLOW_NO_COSIGN: '1' },
+        faults: { gateway: { '0.8.5': { health: 'error' } } },
+      });
+      const handle = await host.upgrade({ version: '0.8.5', options: { healthTimeoutSeconds: 5 } });
+      return { host, handle, result: await host.result(handle) };
+    },
+  },
+  {
     file: 'rollback-restored.json',
     workflowType: 'rollbackHost',
     outcome: 'restored',

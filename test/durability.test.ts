@@ -615,7 +615,10 @@ describe('durability', { concurrency: 3 }, () => {
       assert.equal((await rig.sim.health())?.provenance?.binary_version, '0.8.5');
       // Nothing was done twice: hop 1 ran once, and the new worker started at hop 2's migrations.
       const byNew = (await rig.activities()).filter((a) => a.pid === clean.pid).map((a) => a.name);
-      assert.equal(byNew[0], 'runMigrations', `the new worker resumed at hop 2's migrations: ${byNew.join(', ')}`);
+      // Beside it, the new worker re-takes DefenseClaw's upgrade lock that the dead one held (issue 20).
+      assert.ok(byNew.includes('holdNativeLock'), `the new worker re-took the lock: ${byNew.join(', ')}`);
+      const steps = byNew.filter((n) => n !== 'holdNativeLock');
+      assert.equal(steps[0], 'runMigrations', `the new worker resumed at hop 2's migrations: ${byNew.join(', ')}`);
       for (const name of ['createBackup', 'stopGateway', 'installGateway', 'resolveRelease']) {
         assert.ok(!byNew.includes(name), `${name} was not run again`);
       }

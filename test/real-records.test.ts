@@ -7,7 +7,9 @@
  * - our receipt is admitted by the real 0.8.10 gateway into its compliance audit store (audit.db,
  *   `audit_events`) and deleted, as the repository's own scripts/check_upgrade_receipt.py (0.8.10,
  *   vendored in test/fixtures/native) checks it; `show` prints "DefenseClaw audit: recorded as <id>";
- * - the locks are released at the end (DefenseClaw's own resolver claim step succeeds afterwards).
+ * - the locks are released at the end (DefenseClaw's own resolver claim step succeeds afterwards);
+ * - a failed health proof rolls back to the real 0.8.4: the receipt `rolled_back/health_check_failed`,
+ *   read back by the real 0.8.4 wheel's own `load_upgrade_receipt`.
  *
  * The real gateway's `start` SIGTERMs every process named `defenseclaw-gateway`: the test runner runs
  * this file alone, after the others.
@@ -24,7 +26,7 @@ import { createRealHost, type RealHost } from './fixtures/host/real-host.js';
 import { realBuildsFor } from './fixtures/releases/eras.js';
 import { CLI_MAIN } from './helpers/cli.js';
 import { Harness, type HostUnderTest } from './helpers/harness.js';
-import { nativeAcquire, receiptsIn, recoveryRoot } from './helpers/native-records.js';
+import { nativeAcquire, receiptDir, receiptsIn, recoveryRoot } from './helpers/native-records.js';
 
 const CHECKER = path.resolve(
   path.dirname(fileURLToPath(import.meta.url)),
@@ -139,6 +141,56 @@ describe('real DefenseClaw 0.8.4 → 0.8.10: its own upgrade records', { concurr
       await host.stopWorker();
       await host.sim.cleanup();
       await fs.rm(cliHome, { recursive: true, force: true });
+    }
+  });
+
+  it("a failed health proof on the real 0.8.10 rolls back; the receipt is rolled_back/health_check_failed and DefenseClaw's own reader accepts it", async () => {
+    // OpenClaw's connector with no OpenClaw running: the real 0.8.10 stays `reconnecting`, which
+    // --reconnecting refuse does not accept: the upgrade must roll back to the real 0.8.4.
+    const host: HostUnderTest<RealHost> = await h.hostOf(await createRealHost({ version: '0.8.4', mode: 'openclaw' }), {
+      extraEnv: NO_COSIGN,
+    });
+    try {
+      const r = await host.result(
+        await host.upgrade({ version: '0.8.10', options: { healthTimeoutSeconds: 8, reconnecting: 'refuse' } }),
+      );
+      assert.equal(r.outcome, 'rolled-back', r.message);
+      assert.equal(r.failure?.step, 'health');
+      assert.equal(await host.sim.gatewayVersion(), '0.8.4');
+      assert.equal(await host.sim.venvPackageVersion(), '0.8.4');
+      // 0.8.4 has no consumer: the receipt stays in the queue, for the next 0.8.5+ gateway.
+      const files = await receiptsIn(host.sim.dataDir);
+      assert.equal(files.length, 1);
+      const rc = files[0]!.receipt;
+      assert.equal(rc.status, 'rolled_back');
+      assert.equal(rc.failure_code, 'health_check_failed');
+      assert.deepEqual(
+        r.defenseclawReceipts?.map((x) => [x.receiptId, x.status, x.failureCode]),
+        [[rc.receipt_id, 'rolled_back', 'health_check_failed']],
+      );
+      // DefenseClaw's own reader (the restored real 0.8.4 wheel) accepts it, field rules and modes included.
+      const python = path.join(host.sim.dataDir, '.venv', 'bin', 'python');
+      const read = await execa(
+        python,
+        [
+          '-c',
+          [
+            'import json, sys',
+            'from pathlib import Path',
+            'from dataclasses import asdict',
+            'from defenseclaw.upgrade_receipt import load_upgrade_receipt',
+            'print(json.dumps(asdict(load_upgrade_receipt(Path(sys.argv[1])))))',
+          ].join('\n'),
+          path.join(receiptDir(host.sim.dataDir), files[0]!.name),
+        ],
+        { reject: false, env: host.sim.env, extendEnv: false },
+      );
+      assert.equal(read.exitCode, 0, read.stderr);
+      assert.deepEqual(JSON.parse(String(read.stdout)), rc);
+      await assert.rejects(fs.lstat(path.join(recoveryRoot(host.sim.dataDir), 'upgrade.lock')), /ENOENT/);
+    } finally {
+      await host.stopWorker();
+      await host.sim.cleanup();
     }
   });
 });

@@ -29,6 +29,7 @@ const EXPECTED = [
   { file: 'upgrade-confirmed.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionCompleted' },
   { file: 'upgrade-rolled-back.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionFailed' },
   { file: 'upgrade-chain-upgraded.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionCompleted' },
+  { file: 'upgrade-records-rolled-back.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionFailed' },
   { file: 'rollback-restored.json', workflowType: 'rollbackHost', closed: 'WorkflowExecutionCompleted' },
 ];
 

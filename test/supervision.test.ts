@@ -61,7 +61,8 @@ async function pendingActivity(
   const c = await connectTemporal({ address, useEnvConfig: false });
   try {
     const d = await c.client.workflow.getHandle('defenseclaw-upgrade-sup-host').describe();
-    const a = d.raw.pendingActivities?.[0];
+    // Not the hold of DefenseClaw's upgrade lock, which runs beside the steps from the backup on (issue 20).
+    const a = d.raw.pendingActivities?.find((p) => p.activityType?.name !== 'holdNativeLock');
     const payload = a?.heartbeatDetails?.payloads?.[0];
     const beat = payload ? (defaultPayloadConverter.fromPayload(payload as never) as { offset?: number }) : undefined;
     return { name: a?.activityType?.name ?? undefined, beat };
