@@ -5,12 +5,14 @@
  */
 import { loadHostConfig, type HostConfig } from '../worker/host-config.js';
 import { createChannelActivities } from './channel-activities.js';
+import { createInventoryControllerActivities } from './inventory-visibility.js';
 import { createNotifyActivities } from './notify.js';
 
 export function createControllerActivities(env: NodeJS.ProcessEnv = process.env, config?: HostConfig) {
   return {
     ...createNotifyActivities(env),
     ...createChannelActivities(config ?? loadHostConfig(env)),
+    ...createInventoryControllerActivities(),
   };
 }
 

@@ -15,6 +15,7 @@ import { showCommand } from './commands/show.js';
 import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
 import { registerFleetCommands } from './commands/fleet.js';
+import { registerInventoryCommands } from './commands/inventory.js';
 import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
 
 export { TOOL_VERSION };
@@ -167,6 +168,7 @@ export function buildProgram(): Command {
     ),
   );
   registerFleetCommands(program);
+  registerInventoryCommands(program.commands.find((c) => c.name() === 'fleet')!);
   return program;
 }
 

@@ -8,3 +8,5 @@ export { probeRing } from './ring-probe.js';
 export { soakRing } from './ring-soak.js';
 export { catchUpHosts } from './catch-up.js';
 export { checkChannel } from './channel.js';
+export { fleetInventory, inventoryBatch } from './inventory.js';
+export { standingInventory, refreshInventory } from './standing-inventory.js';

@@ -1,0 +1,273 @@
+/**
+ * The fleet inventory (issue 22) on a real Temporal dev server: six simulated hosts on three
+ * versions (0.3.0, 0.3.1, 0.4.0; one upgraded by a fleet rollout so it has a last outcome), one
+ * whose worker stopped (unreachable, since its last poll), and a real `fleet worker` process (the
+ * controller). The CLI as an operator runs it: the table, --json, --behind, the standing inventory.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { fleetResultOf } from '../client/commands/fleet.js';
+import { TOOL_VERSION } from '../worker/tool-version.js';
+import { STANDING_INVENTORY_ID, standingInventoryQuery, type HostInventory } from '../workflows/inventory-types.js';
+import { FleetSim } from './helpers/fleet-sim.js';
+import { CLI_MAIN, runCli } from './helpers/cli.js';
+import { startTestEnvironment } from './helpers/temporal.js';
+import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
+import { startFleet } from './helpers/fleet-sim.js';
+
+let env: TestWorkflowEnvironment;
+let releases: ReleaseServer;
+let sim: FleetSim;
+let controller: ChildProcess | undefined;
+let tmp: string;
+export const METRICS_PORT = 20000 + (process.pid % 20000);
+
+const ns = () => env.namespace ?? 'default';
+const cliEnv = () => ({ ...process.env, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: ns(), NO_COLOR: '1' });
+const cli = (args: string[]) => runCli(args, cliEnv(), 180_000);
+
+/** `fleet worker` as its own process: the controller, with the release source and metrics address given. */
+async function spawnController(extra: Record<string, string>): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [CLI_MAIN, 'fleet', 'worker'], {
+    env: { ...cliEnv(), ...releases.env(), HOME: tmp, ...extra },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  await new Promise<void>((resolve, reject) => {
+    const onData = (b: Buffer) => {
+      out += b.toString();
+      if (out.includes('fleet worker polling')) resolve();
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    child.once('exit', (code) => reject(new Error(`fleet worker exited (${code}): ${out.slice(-2000)}`)));
+  });
+  return child;
+}
+
+async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>, timeoutMs = 90_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
+let names: string[];
+let [h030a, h030b, h031, h040, hUpgraded, hGone] = [''] as string[];
+
+before(async () => {
+  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'inventory-test-'));
+  [env, releases] = await Promise.all([startTestEnvironment(), startReleaseServer()]);
+  sim = await FleetSim.create({
+    connection: env.nativeConnection,
+    namespace: ns(),
+    releases,
+    prefix: `inv${process.pid}`,
+    hosts: [
+      { version: '0.3.0' },
+      { version: '0.3.0' },
+      { version: '0.3.1' },
+      { version: '0.4.0' },
+      { version: '0.3.0' },
+      { version: '0.3.1' },
+    ],
+    concurrency: 3,
+  });
+  names = sim.names;
+  [h030a, h030b, h031, h040, hUpgraded, hGone] = names as [string, string, string, string, string, string];
+  controller = await spawnController({ DEFENSECLAW_METRICS_ADDRESS: `127.0.0.1:${METRICS_PORT}` });
+  // One host upgraded by a fleet rollout: its last outcome is in visibility.
+  const handle = await startFleet(env.client, {
+    fleetId: `inv-upgrade-${process.pid}`,
+    hosts: [hUpgraded!],
+    version: '0.4.0',
+    canary: 0,
+    batch: { count: 1 },
+    bakeSeconds: 0,
+    healthTimeoutSeconds: 30,
+    requestedBy: 'test',
+  });
+  const r = await fleetResultOf(handle);
+  assert.equal(r.verdict, 'succeeded', r.message);
+  // A host whose worker polled, then stopped: unreachable since its last poll.
+  await sim.host(hGone!).stopWorker();
+});
+
+after(async () => {
+  if (controller && controller.exitCode === null) {
+    const exited = new Promise((r) => controller!.once('exit', r));
+    controller.kill('SIGTERM');
+    await exited;
+  }
+  await sim?.close().catch(() => undefined);
+  await releases?.close();
+  await env?.teardown();
+  await fs.rm(tmp, { recursive: true, force: true });
+});
+
+function hostsArg(): string {
+  return names.join(',');
+}
+
+describe('fleet inventory', { timeout: 600_000 }, () => {
+  it('a table grouped by version, counts first, every host with its health, wheel, era, upgrader and last outcome', async () => {
+    const r = await cli(['fleet', 'inventory', '--hosts', hostsArg(), '--answer-timeout', '3']);
+    process.stderr.write(
+      `\n$ defenseclaw-upgrade fleet inventory --hosts ${hostsArg()} --answer-timeout 3\n${r.stdout}${r.stderr}\n`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    const countLine = (v: string) =>
+      lines.findIndex((l) => new RegExp(`^  ${v.replace(/\./g, '\\.')}\\s+\\d+ hosts?$`).test(l));
+    const order = ['0.4.0', '0.3.1', '0.3.0', 'unreachable'].map(countLine);
+    assert.ok(
+      order.every((i) => i > 0),
+      `a count line per version: ${order}`,
+    );
+    assert.deepEqual(
+      [...order].sort((a, b) => a - b),
+      order,
+      'newest first, unreachable last',
+    );
+    assert.match(lines[order[0]!]!, /2 hosts$/);
+    assert.match(lines[order[1]!]!, /1 host$/);
+    assert.match(lines[order[2]!]!, /2 hosts$/);
+    assert.match(lines[order[3]!]!, /1 host$/);
+    const tableStart = lines.findIndex((l) => l.includes('│ version'));
+    assert.ok(tableStart > order[3]!, 'the counts come before the hosts');
+    const row = (host: string) => lines.find((l) => l.includes(` ${host} `)) ?? '';
+    assert.match(row(hUpgraded!), /0\.4\.0.*running.*0\.4\.0.*goreleaser/);
+    assert.match(r.stdout, /last upgrade 0\.4\.0: upgraded/);
+    assert.match(row(hGone!), /unreachable/);
+    assert.match(r.stdout, /unreachable since 20\d\d-/);
+  });
+
+  it('--json: every host with its versions, health, era, upgrader; the unreachable one since its last poll', async () => {
+    const r = await cli(['fleet', 'inventory', '--hosts', hostsArg(), '--answer-timeout', '3', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const doc = JSON.parse(r.stdout) as { counts: Record<string, number>; total: number; hosts: HostInventory[] };
+    assert.deepEqual(doc.counts, { '0.4.0': 2, '0.3.1': 1, '0.3.0': 2, unreachable: 1 });
+    assert.equal(doc.total, 6);
+    const by = new Map(doc.hosts.map((h) => [h.host, h]));
+    const want: Record<string, string> = {
+      [h030a!]: '0.3.0',
+      [h030b!]: '0.3.0',
+      [h031!]: '0.3.1',
+      [h040!]: '0.4.0',
+      [hUpgraded!]: '0.4.0',
+    };
+    for (const [host, v] of Object.entries(want)) {
+      const h = by.get(host)!;
+      assert.equal(h.status, 'ok', JSON.stringify(h));
+      assert.equal(h.gatewayVersion, v);
+      assert.equal(h.wheelVersion, v, `${host}'s wheel`);
+      assert.equal(h.era, 'goreleaser');
+      assert.equal(h.health?.state, 'running');
+      assert.equal(h.health?.subsystems.gateway, 'running');
+      assert.equal(h.upgraderVersion, TOOL_VERSION);
+      assert.equal(h.inFlight, undefined);
+    }
+    assert.deepEqual(
+      {
+        kind: by.get(hUpgraded!)!.lastOutcome?.kind,
+        outcome: by.get(hUpgraded!)!.lastOutcome?.outcome,
+        to: by.get(hUpgraded!)!.lastOutcome?.toVersion,
+      },
+      { kind: 'upgrade', outcome: 'upgraded', to: '0.4.0' },
+    );
+    assert.equal(by.get(h030a!)!.lastOutcome, undefined, 'a host never upgraded has no last outcome');
+    const gone = by.get(hGone!)!;
+    assert.equal(gone.status, 'unreachable');
+    assert.ok(gone.unreachableSince && Date.parse(gone.unreachableSince) <= Date.now(), JSON.stringify(gone));
+    assert.ok(Date.now() - Date.parse(gone.unreachableSince) < 10 * 60_000, 'since its last poll, minutes ago');
+  });
+
+  it('--behind X.Y.Z and --behind latest list the hosts older than it', async () => {
+    const behind = async (v: string) => {
+      const r = await cli([
+        'fleet',
+        'inventory',
+        '--hosts',
+        hostsArg(),
+        '--answer-timeout',
+        '3',
+        '--behind',
+        v,
+        '--json',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      const doc = JSON.parse(r.stdout) as { latest?: string; hosts: HostInventory[] };
+      return { latest: doc.latest, hosts: doc.hosts.map((h) => h.host).sort() };
+    };
+    assert.deepEqual((await behind('0.4.0')).hosts, [h030a, h030b, h031].sort());
+    assert.deepEqual((await behind('0.3.1')).hosts, [h030a, h030b].sort());
+    const latest = await behind('latest');
+    assert.equal(latest.latest, '0.4.0', 'the latest release as the controller resolves it');
+    assert.deepEqual(latest.hosts, [h030a, h030b, h031].sort());
+    const table = await cli([
+      'fleet',
+      'inventory',
+      '--hosts',
+      hostsArg(),
+      '--answer-timeout',
+      '3',
+      '--behind',
+      'latest',
+    ]);
+    assert.match(table.stdout, /3 hosts behind 0\.4\.0/);
+    assert.doesNotMatch(table.stdout, new RegExp(` ${h040} `));
+    const bad = await cli(['fleet', 'inventory', '--hosts', hostsArg(), '--behind', 'newest']);
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stderr.trim().split('\n').length, 1);
+  });
+
+  it('the schedule refreshes the standing inventory; --cached reads it by query; its history stays bounded', async () => {
+    const created = await cli([
+      'fleet',
+      'inventory',
+      'schedule',
+      'create',
+      '--hosts',
+      hostsArg(),
+      '--every',
+      '10',
+      '--answer-timeout',
+      '3',
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    const cached = async () => {
+      const r = await cli(['fleet', 'inventory', '--cached', '--json']);
+      return r.code === 0
+        ? (JSON.parse(r.stdout) as { source: string; counts: Record<string, number>; hosts: HostInventory[] })
+        : undefined;
+    };
+    const first = await waitFor('the first refresh', cached);
+    assert.deepEqual(first.counts, { '0.4.0': 2, '0.3.1': 1, '0.3.0': 2, unreachable: 1 });
+    // The stopped host comes back: a later refresh shows it.
+    await sim.host(hGone!).startWorker();
+    const t0 = Date.now();
+    const second = await waitFor('a refresh that reaches the returned host', async () => {
+      const c = await cached();
+      return c && c.counts.unreachable === undefined ? c : undefined;
+    });
+    assert.deepEqual(second.counts, { '0.4.0': 2, '0.3.1': 2, '0.3.0': 2 });
+    const q = Date.now();
+    const state = await env.client.workflow.getHandle(STANDING_INVENTORY_ID).query(standingInventoryQuery);
+    assert.ok(Date.now() - q < 2000, 'a query, instantly');
+    assert.ok(state.refreshes >= 2);
+    const d = await env.client.workflow.getHandle(STANDING_INVENTORY_ID).describe();
+    assert.ok(d.historyLength <= 20, `one run holds one refresh (history ${d.historyLength})`);
+    assert.ok(Date.now() - t0 < 60_000);
+    const del = await cli(['fleet', 'inventory', 'schedule', 'delete']);
+    assert.equal(del.code, 0, del.stderr);
+    assert.equal((await cli(['fleet', 'inventory', '--cached'])).code, 1);
+  });
+});
