@@ -9,6 +9,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { fleetResultOf } from '../client/commands/fleet.js';
@@ -19,13 +20,15 @@ import { CLI_MAIN, runCli } from './helpers/cli.js';
 import { startTestEnvironment } from './helpers/temporal.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 import { startFleet } from './helpers/fleet-sim.js';
+import { freeLoopbackPort } from '../worker/metrics-address.js';
+import { outageSeconds } from '../worker/metrics-refresh.js';
 
 let env: TestWorkflowEnvironment;
 let releases: ReleaseServer;
 let sim: FleetSim;
 let controller: ChildProcess | undefined;
 let tmp: string;
-export const METRICS_PORT = 20000 + (process.pid % 20000);
+let METRICS_PORT = 0;
 
 const ns = () => env.namespace ?? 'default';
 const cliEnv = () => ({ ...process.env, TEMPORAL_ADDRESS: env.address, TEMPORAL_NAMESPACE: ns(), NO_COLOR: '1' });
@@ -64,6 +67,7 @@ let names: string[];
 let [h030a, h030b, h031, h040, hUpgraded, hGone] = [''] as string[];
 
 before(async () => {
+  METRICS_PORT = await freeLoopbackPort();
   tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'inventory-test-'));
   [env, releases] = await Promise.all([startTestEnvironment(), startReleaseServer()]);
   sim = await FleetSim.create({
@@ -83,7 +87,10 @@ before(async () => {
   });
   names = sim.names;
   [h030a, h030b, h031, h040, hUpgraded, hGone] = names as [string, string, string, string, string, string];
-  controller = await spawnController({ DEFENSECLAW_METRICS_ADDRESS: `127.0.0.1:${METRICS_PORT}` });
+  controller = await spawnController({
+    DEFENSECLAW_METRICS_ADDRESS: `127.0.0.1:${METRICS_PORT}`,
+    DEFENSECLAW_METRICS_REFRESH_SECONDS: '2',
+  });
   // One host upgraded by a fleet rollout: its last outcome is in visibility.
   const handle = await startFleet(env.client, {
     fleetId: `inv-upgrade-${process.pid}`,
@@ -116,6 +123,46 @@ after(async () => {
 function hostsArg(): string {
   return names.join(',');
 }
+
+describe('outage per host run (pure)', () => {
+  it('from each stop to the health after it; a run that never stopped the gateway has none', () => {
+    const step = (name: string, startedAt: number, endedAt: number, status: 'done' | 'skipped' = 'done') => ({
+      name,
+      status,
+      startedAt,
+      endedAt,
+    });
+    assert.equal(
+      outageSeconds({
+        steps: [
+          step('resolve', 0, 1),
+          step('stop', 10, 11),
+          step('install', 11, 12),
+          step('start', 12, 13),
+          step('health', 13, 15500 / 1000 + 13),
+        ],
+      }),
+      (13 + 15.5 - 10) / 1000,
+    );
+    assert.equal(
+      outageSeconds({
+        steps: [
+          step('stop', 0, 1000),
+          step('health', 1000, 3000),
+          step('stop', 5000, 6000),
+          step('health', 6000, 7000),
+        ],
+      }),
+      5,
+    );
+    assert.equal(outageSeconds({ steps: [step('resolve', 0, 1), step('stop', 1, 1, 'skipped')] }), undefined);
+    assert.equal(
+      outageSeconds({ steps: [step('stop', 0, 1000), step('install', 1000, 4000)] }),
+      4,
+      'a run that failed before health: until its last step',
+    );
+  });
+});
 
 describe('fleet inventory', { timeout: 600_000 }, () => {
   it('a table grouped by version, counts first, every host with its health, wheel, era, upgrader and last outcome', async () => {
@@ -266,8 +313,168 @@ describe('fleet inventory', { timeout: 600_000 }, () => {
     const d = await env.client.workflow.getHandle(STANDING_INVENTORY_ID).describe();
     assert.ok(d.historyLength <= 20, `one run holds one refresh (history ${d.historyLength})`);
     assert.ok(Date.now() - t0 < 60_000);
+  });
+
+  it('a real Prometheus scrapes the controller and answers the hosts per version', async () => {
+    // The host goes away again: the next refresh counts it unreachable.
+    await sim.host(hGone!).stopWorker();
+    await waitFor('the standing inventory to see the host gone', async () => {
+      const r = await cli(['fleet', 'inventory', '--cached', '--json']);
+      return r.code === 0 && (JSON.parse(r.stdout) as { counts: Record<string, number> }).counts.unreachable === 1;
+    });
+    const prom = await startPrometheus(tmp, `127.0.0.1:${METRICS_PORT}`);
+    try {
+      const perVersion = await waitFor(
+        'Prometheus to answer the hosts per version',
+        async () => {
+          const v = await prom.query('sum by (version) (defenseclaw_hosts)');
+          const got = Object.fromEntries(v.map((r) => [r.metric.version, Number(r.value[1])]));
+          return got['0.3.1'] === 1 ? got : undefined;
+        },
+        120_000,
+      );
+      process.stderr.write(`\nPromQL sum by (version) (defenseclaw_hosts) → ${JSON.stringify(perVersion)}\n`);
+      assert.deepEqual(perVersion, { '0.4.0': 2, '0.3.1': 1, '0.3.0': 2 });
+      const one = async (q: string) => Number((await prom.query(q))[0]?.value[1]);
+      assert.equal(await one('defenseclaw_hosts_unreachable'), 1);
+      assert.equal(await one('sum(defenseclaw_hosts_by_health{state="running"})'), 5);
+      assert.ok((await one('defenseclaw_host_runs{kind="upgrade",outcome="upgraded"}')) >= 1);
+      assert.ok((await one('sum(defenseclaw_upgrade_outage_seconds_count)')) >= 1, "the fleet upgrade's outage");
+      assert.ok((await one('count({__name__=~"temporal_.+"})')) > 0, "the SDK's own worker metrics, merged");
+    } finally {
+      await prom.stop();
+    }
+  });
+
+  it("the dashboard's every PromQL expression names only metrics the controller exports", async () => {
+    const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+    const exported = exportedNames(text);
+    const dashboard = JSON.parse(await fs.readFile(DASHBOARD, 'utf8')) as {
+      panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+    };
+    const used = new Set<string>();
+    for (const p of dashboard.panels) for (const t of p.targets) for (const m of metricNames(t.expr)) used.add(m);
+    assert.ok(used.size >= 10, `the dashboard names metrics: ${[...used].join(', ')}`);
+    const missing = [...used].filter((m) => !exported.has(m));
+    assert.deepEqual(missing, [], 'every metric the dashboard names is exported');
+    // The check itself can fail: a name the controller does not export is caught.
+    assert.deepEqual(metricNames('sum by (version) (defenseclaw_hostz{a="b"}[5m])'), ['defenseclaw_hostz']);
+  });
+
+  it('schedule delete ends the standing inventory', async () => {
     const del = await cli(['fleet', 'inventory', 'schedule', 'delete']);
     assert.equal(del.code, 0, del.stderr);
     assert.equal((await cli(['fleet', 'inventory', '--cached'])).code, 1);
+    assert.equal((await cli(['fleet', 'inventory', 'schedule', 'delete'])).code, 1);
   });
 });
+
+// -------------------------------------------------------------------------------------------------
+// Prometheus and the dashboard
+
+const DASHBOARD = path.resolve(
+  path.dirname(fileURLToPath(import.meta.url)),
+  '..',
+  '..',
+  'deploy',
+  'grafana',
+  'defenseclaw-upgrade.json',
+);
+
+/** Metric names in /metrics output: every sample's name and every declared family (with a histogram's series). */
+function exportedNames(text: string): Set<string> {
+  const out = new Set<string>();
+  for (const line of text.split('\n')) {
+    const t = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (\w+)/.exec(line);
+    if (t) {
+      out.add(t[1]!);
+      if (t[2] === 'histogram') for (const s of ['_bucket', '_sum', '_count']) out.add(t[1]! + s);
+      if (t[2] === 'summary') for (const s of ['_sum', '_count']) out.add(t[1]! + s);
+      continue;
+    }
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)[{ ]/.exec(line);
+    if (m) out.add(m[1]!);
+  }
+  return out;
+}
+
+const PROMQL_WORDS = new Set([
+  'by',
+  'without',
+  'on',
+  'ignoring',
+  'group_left',
+  'group_right',
+  'bool',
+  'offset',
+  'and',
+  'or',
+  'unless',
+  'inf',
+  'nan',
+]);
+
+/** The metric names a PromQL expression selects: identifiers not called as functions, outside labels, strings and ranges. */
+function metricNames(expr: string): string[] {
+  const stripped = expr
+    .replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, ' ')
+    .replace(/\{[^}]*\}/g, ' ')
+    .replace(/\[[^\]]*\]/g, ' ')
+    .replace(/\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)/g, ' ');
+  const names = new Set<string>();
+  for (const m of stripped.matchAll(/([a-zA-Z_:][a-zA-Z0-9_:]*)\s*(\()?/g)) {
+    if (m[2] || PROMQL_WORDS.has(m[1]!.toLowerCase())) continue;
+    names.add(m[1]!);
+  }
+  return [...names];
+}
+
+interface PromSample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
+/** Debian's prometheus, as a child process with its config and storage in `dir`, on a free loopback port. */
+async function startPrometheus(dir: string, target: string) {
+  const port = await freeLoopbackPort();
+  const config = path.join(dir, 'prometheus.yml');
+  await fs.writeFile(
+    config,
+    [
+      'global:',
+      '  scrape_interval: 1s',
+      '  evaluation_interval: 1s',
+      'scrape_configs:',
+      '  - job_name: defenseclaw-upgrade',
+      '    static_configs:',
+      `      - targets: ['${target}']`,
+      '',
+    ].join('\n'),
+  );
+  const child = spawn(
+    'prometheus',
+    [
+      `--config.file=${config}`,
+      `--storage.tsdb.path=${path.join(dir, 'tsdb')}`,
+      `--web.listen-address=127.0.0.1:${port}`,
+    ],
+    { stdio: ['ignore', 'ignore', 'pipe'] },
+  );
+  let log = '';
+  child.stderr!.on('data', (b: Buffer) => (log = (log + b.toString()).slice(-4000)));
+  const exited = new Promise((r) => child.once('exit', r));
+  const base = `http://127.0.0.1:${port}`;
+  await waitFor(`prometheus to be ready (${log})`, async () => (await fetch(`${base}/-/ready`)).ok, 60_000);
+  return {
+    async query(q: string): Promise<PromSample[]> {
+      const res = await fetch(`${base}/api/v1/query?query=${encodeURIComponent(q)}`);
+      const body = (await res.json()) as { status: string; data: { result: PromSample[] } };
+      if (body.status !== 'success') throw new Error(`query ${q}: ${JSON.stringify(body).slice(0, 300)}`);
+      return body.data.result;
+    },
+    async stop() {
+      if (child.exitCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}

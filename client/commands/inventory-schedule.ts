@@ -49,7 +49,8 @@ async function createCommand(flags: CreateFlags): Promise<number> {
           workflowType: 'refreshInventory',
           workflowId: `${INVENTORY_SCHEDULE_ID}-run`,
           taskQueue: queue,
-          args: [input],
+          // The latest release too, resolved on the controller: the metrics count the hosts behind it.
+          args: [{ ...input, resolveLatest: true }],
           workflowRunTimeout: '30m',
           staticSummary: `Refresh the standing inventory of ${input.hosts.length} hosts`,
         },
