@@ -11,10 +11,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
+import { heartbeat } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { fleetResultOf } from '../client/commands/fleet.js';
 import { TOOL_VERSION } from '../worker/tool-version.js';
 import { STANDING_INVENTORY_ID, standingInventoryQuery, type HostInventory } from '../workflows/inventory-types.js';
+import { mergeRefresh } from '../workflows/standing-inventory.js';
 import { FleetSim } from './helpers/fleet-sim.js';
 import { CLI_MAIN, runCli } from './helpers/cli.js';
 import { startTestEnvironment } from './helpers/temporal.js';
@@ -63,6 +65,15 @@ async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false>
   }
 }
 
+let letGo = false;
+/** Holds while the test says so, heartbeating (the activity is alive, only slow). */
+async function held(): Promise<void> {
+  while (!letGo) {
+    heartbeat();
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 let names: string[];
 let [h030a, h030b, h031, h040, hUpgraded, hGone] = [''] as string[];
 
@@ -77,7 +88,8 @@ before(async () => {
     prefix: `inv${process.pid}`,
     hosts: [
       { version: '0.3.0' },
-      { version: '0.3.0' },
+      // Its upgrade holds at createStaging until the in-flight test lets it go.
+      { version: '0.3.0', wrap: (a) => ({ createStaging: async (i) => (await held(), a.createStaging(i)) }) },
       { version: '0.3.1' },
       { version: '0.4.0' },
       { version: '0.3.0' },
@@ -161,6 +173,32 @@ describe('outage per host run (pure)', () => {
       4,
       'a run that failed before health: until its last step',
     );
+  });
+});
+
+describe('the standing inventory (pure)', () => {
+  it('an unreachable host is unreachable since the later of its last poll and the last inventory that reached it', () => {
+    const at = (m: number) => new Date(Date.UTC(2026, 0, 1, 0, m)).toISOString();
+    const result = (hosts: HostInventory[]) => ({ startedAt: at(0), finishedAt: at(0), hosts });
+    let state = mergeRefresh(
+      { refreshes: 0, lastSeen: {} },
+      result([
+        { host: 'a', status: 'ok', at: at(1) },
+        { host: 'b', status: 'ok', at: at(1) },
+      ]),
+    );
+    state = mergeRefresh(
+      state,
+      result([
+        { host: 'a', status: 'unreachable', at: at(5) },
+        { host: 'b', status: 'unreachable', at: at(5), unreachableSince: at(3) },
+      ]),
+    );
+    const by = new Map(state.latest!.hosts.map((h) => [h.host, h]));
+    assert.equal(by.get('a')!.unreachableSince, at(1), 'the last inventory that reached it');
+    assert.equal(by.get('b')!.unreachableSince, at(3), 'its last poll, later');
+    assert.equal(state.refreshes, 2);
+    assert.deepEqual(state.lastSeen, { a: at(1), b: at(1) }, 'kept while it stays unreachable');
   });
 });
 
@@ -359,6 +397,47 @@ describe('fleet inventory', { timeout: 600_000 }, () => {
     assert.deepEqual(missing, [], 'every metric the dashboard names is exported');
     // The check itself can fail: a name the controller does not export is caught.
     assert.deepEqual(metricNames('sum by (version) (defenseclaw_hostz{a="b"}[5m])'), ['defenseclaw_hostz']);
+  });
+
+  it("an upgrade in flight shows on its host (visibility, from the controller) and in the controller's metrics", async () => {
+    const handle = await startFleet(env.client, {
+      fleetId: `inv-inflight-${process.pid}`,
+      hosts: [h030b!],
+      version: '0.4.0',
+      canary: 0,
+      batch: { count: 1 },
+      bakeSeconds: 0,
+      healthTimeoutSeconds: 30,
+      requestedBy: 'test',
+    });
+    try {
+      const doc = await waitFor('the inventory to show the upgrade in flight', async () => {
+        const r = await cli(['fleet', 'inventory', '--hosts', hostsArg(), '--answer-timeout', '3', '--json']);
+        const d = JSON.parse(r.stdout) as { hosts: HostInventory[] };
+        return d.hosts.find((h) => h.host === h030b)?.inFlight ? d : undefined;
+      });
+      const h = doc.hosts.find((x) => x.host === h030b)!;
+      assert.equal(h.inFlight!.kind, 'upgrade');
+      assert.equal(h.gatewayVersion, '0.3.0', 'still on its version while the upgrade holds');
+      assert.equal(doc.hosts.filter((x) => x.inFlight).length, 1, 'only that host');
+      const table = await cli(['fleet', 'inventory', '--hosts', hostsArg(), '--answer-timeout', '3']);
+      assert.match(table.stdout, new RegExp(`${h030b}.*upgrade in flight`));
+      await waitFor('the metrics to count the upgrade and the rollout in flight', async () => {
+        const text = await (await fetch(`http://127.0.0.1:${METRICS_PORT}/metrics`)).text();
+        return (
+          /^defenseclaw_host_runs_in_flight\{kind="upgrade"\} 1$/m.test(text) &&
+          /^defenseclaw_rollouts_in_flight\{kind="fleet"\} 1$/m.test(text) &&
+          new RegExp(
+            `^defenseclaw_rollout_hosts\\{rollout="inv-inflight-${process.pid}",state="upgrading"\\} 1$`,
+            'm',
+          ).test(text)
+        );
+      });
+    } finally {
+      letGo = true;
+    }
+    const r = await fleetResultOf(handle);
+    assert.equal(r.verdict, 'succeeded', r.message);
   });
 
   it('schedule delete ends the standing inventory', async () => {
