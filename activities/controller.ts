@@ -6,6 +6,7 @@
  */
 import { loadHostConfig, type HostConfig } from '../worker/host-config.js';
 import { createChannelActivities } from './channel-activities.js';
+import { createInventoryControllerActivities } from './inventory-visibility.js';
 import { createNotifyActivities } from './notify.js';
 import { awaitQueueVersion } from './queue-version.js';
 
@@ -14,6 +15,7 @@ export function createControllerActivities(env: NodeJS.ProcessEnv = process.env,
     ...createNotifyActivities(env),
     ...createChannelActivities(config ?? loadHostConfig(env)),
     awaitQueueVersion,
+    ...createInventoryControllerActivities(),
   };
 }
 

@@ -12,6 +12,7 @@ import * as gateway from './gateway.js';
 import * as health from './health.js';
 import * as healthGate from './health-gate.js';
 import * as install from './install.js';
+import { readInventory } from './inventory.js';
 import * as migrations from './migrations.js';
 import * as nativeRecords from './native-records.js';
 import { detectPlatform } from './platform.js';
@@ -37,6 +38,8 @@ export function createActivities(config: HostConfig) {
     /** A host given a ticket: the release from its own source, no API call. */
     resolveFromTicket: (input: { release: TicketRelease }) => releaseTicket.resolveFromTicket(config, input),
     readInstalledVersion: () => gateway.readInstalledVersion(config),
+    /** The fleet inventory's answer about this host (issue 22). */
+    readInventory: () => readInventory(config),
     detectPlatform,
     createStaging: (input: { runId: string }) => artifacts.createStaging(config, input),
     preflight: (input: {

@@ -18,6 +18,7 @@ import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
 import { registerFleetCommands } from './commands/fleet.js';
 import { registerWorkerServiceCommands } from './commands/worker-service.js';
+import { registerInventoryCommands } from './commands/inventory.js';
 import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
 
 export { TOOL_VERSION };
@@ -188,6 +189,7 @@ export function buildProgram(): Command {
     );
   registerFleetCommands(program);
   registerWorkerServiceCommands(worker);
+  registerInventoryCommands(program.commands.find((c) => c.name() === 'fleet')!);
   return program;
 }
 

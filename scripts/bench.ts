@@ -3,6 +3,7 @@
  * npm run bench -- fleet   the fleet benchmark (scripts/bench-fleet.ts)
  * npm run bench -- self-update   a host worker's self-update, start → its queue polled by the new version (scripts/bench-self-update.ts)
  * npm run bench -- self-update-fleet   a fleet moving 3 hosts' workers A → B (scripts/bench-self-update-fleet.ts)
+ * npm run bench -- inventory  `fleet inventory` of 2,000 stub hosts (scripts/bench-inventory.ts)
  * npm run bench -- idle    idle cost of a host worker and of the local agent, wake time (scripts/bench-idle.ts)
  *
  * Single host, measured in one run on this machine, each figure the median of RUNS runs:
@@ -257,8 +258,8 @@ function uvOnPath(): void {
 
 async function main(): Promise<void> {
   uvOnPath();
-  if (process.argv[2] === 'fleet') {
-    await import('./bench-fleet.js');
+  if (process.argv[2] === 'fleet' || process.argv[2] === 'inventory') {
+    await import(process.argv[2] === 'fleet' ? './bench-fleet.js' : './bench-inventory.js');
     return;
   }
   if (process.argv[2] === 'self-update-fleet') {

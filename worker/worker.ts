@@ -12,6 +12,7 @@ import {
   Runtime,
   Worker,
   type NativeConnectionOptions,
+  type RuntimeOptions,
   type WorkerOptions,
 } from '@temporalio/worker';
 import { createActivities } from '../activities/index.js';
@@ -231,6 +232,8 @@ export interface InstallRuntimeOptions {
   fields?: Record<string, unknown>;
   /** Secrets to scrub besides the ones read from env and dataDir. */
   secrets?: string[];
+  /** The SDK's own metrics exporter (the controller's, see metrics.ts); default none. */
+  metrics?: NonNullable<RuntimeOptions['telemetryOptions']>['metrics'];
   /** Environment for the levels and the credentials to scrub (default: this process's). */
   env?: NodeJS.ProcessEnv;
 }
@@ -269,6 +272,7 @@ export function installRuntime(opts: InstallRuntimeOptions = {}): Runtime {
     shutdownSignals: [],
     telemetryOptions: {
       logging: { filter: { core: finest === 'TRACE' ? 'DEBUG' : 'WARN', other: 'ERROR' }, forward: {} },
+      ...(opts.metrics ? { metrics: opts.metrics } : {}),
     },
   });
   if (logger.logFile) logger.debug(`JSON logs in ${logger.logFile}`, { secretsScrubbed: scrubber.size });

@@ -10,3 +10,5 @@ export { catchUpHosts } from './catch-up.js';
 export { checkChannel } from './channel.js';
 export { updateWorkerHost } from './worker-update.js';
 export { proveWorkers } from './worker-proof.js';
+export { fleetInventory, inventoryBatch } from './inventory.js';
+export { standingInventory, refreshInventory } from './standing-inventory.js';

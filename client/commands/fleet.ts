@@ -31,6 +31,7 @@ import logUpdate from 'log-update';
 import { createControllerActivities } from '../../activities/controller.js';
 import { ensureAgent } from '../../worker/agent.js';
 import { shortHostname, workerIdentity } from '../../worker/identity.js';
+import { controllerRuntimeOptions, serveControllerMetrics } from '../../worker/metrics.js';
 import {
   connectWorker,
   installRuntime,
@@ -733,7 +734,7 @@ export async function runFleetWorker(
   opts: { taskQueue?: string; env?: NodeJS.ProcessEnv; onReady?: (line: string) => void } = {},
 ): Promise<void> {
   const env = opts.env ?? process.env;
-  installRuntime();
+  installRuntime(await controllerRuntimeOptions(env));
   const logger = runtimeLogger();
   let options: NativeConnectionOptions & { address: string };
   let namespace: string;
@@ -780,6 +781,7 @@ export async function runFleetWorker(
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   const stopMark = new AbortController();
+  const metrics = await serveControllerMetrics(connection, namespace, env);
   try {
     const running = worker.run();
     opts.onReady?.(`fleet worker polling ${taskQueue} on ${options.address} (namespace ${namespace})`);
@@ -797,6 +799,7 @@ export async function runFleetWorker(
     stopMark.abort();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await metrics?.close();
     await connection.close().catch(() => undefined);
   }
 }
