@@ -18,7 +18,7 @@ import type { refreshInventory, standingInventory } from '../../workflows/standi
 import { TaskQueueSchema } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { CliFailure, action } from '../errors.js';
-import { addHostSourceOptions, inventoryInputFromFlags, type InventoryFlags } from './inventory.js';
+import { addHostSourceOptions, inventoryInputFromFlags, type InventoryFlags } from './inventory-input.js';
 import { flag, requestedBy, seconds } from './shared.js';
 
 const EVERY = { min: 10, max: 7 * 24 * 3600 };
