@@ -8,7 +8,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { checkTimeZone } from '../workflows/maintenance-window.js';
 import { RolloutPlanSchema, type RolloutPlan } from '../workflows/ring-types.js';
-import { parseHostsFile } from './commands/fleet.js';
+import { parseHostsFile } from './hosts-list.js';
 import { UsageError } from './errors.js';
 
 const MAX_PLAN_BYTES = 1024 * 1024;

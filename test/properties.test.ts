@@ -23,7 +23,7 @@ import { UnsafeArchiveError, entryProblem, extractGateway, parseChecksums } from
 import { parseGatewayVersion } from '../activities/gateway.js';
 import { isHealthy, parseHealth, readGatewayApi } from '../activities/health.js';
 import { assetNames, parseRelease, rateLimitWait } from '../activities/releases.js';
-import { HostListError, parseHostsFile } from '../client/commands/fleet.js';
+import { HostListError, parseHostsFile } from '../client/hosts-list.js';
 import { backupIdFromFlag } from '../client/commands/rollback.js';
 import { UsageError } from '../client/errors.js';
 import { loadHostConfig } from '../worker/host-config.js';
@@ -601,7 +601,7 @@ describe('readGatewayApi (config.yaml in a temporary data dir)', () => {
 
 // ------------------------------------------------------------------ the fleet's hosts file
 
-describe('parseHostsFile (client/commands/fleet.ts)', () => {
+describe('parseHostsFile (client/hosts-list.ts)', () => {
   const hostName = fc.stringMatching(/^[a-z0-9](?:[a-z0-9.-]{0,20}[a-z0-9])?$/);
   const line = fc.oneof(
     hostName,

@@ -6,13 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { resolveChannel, verifyChannelSignature } from '../activities/channel.js';
 import { ChannelError, FIELD_ORDER, commitFromRef, parseChannel } from '../activities/channel-document.js';
 import { readChannelSchedule, updateChannelState } from '../activities/schedule-state.js';
-import { parsePlan } from '../client/commands/plan-file.js';
+import { parsePlan } from '../client/rollout-plan.js';
 import {
   clearChannelSkip,
   controlChannelSchedule,
@@ -198,10 +199,16 @@ describe('what a check decides', () => {
     assert.equal(parseEvery('15m'), 900);
     assert.throws(() => parseEvery('10s'), /from 1m to 30d/);
     assert.throws(() => parseEvery('hourly'), UsageError);
-    assert.throws(() => parsePlan('rings: []\n', 'plan.yaml'), UsageError);
-    assert.throws(() => parsePlan('rings:\n  - name: a\n    hosts: [h1]\n    url: http://x\n', 'plan.yaml'), /url/);
-    assert.throws(
-      () => parsePlan('rings:\n  - name: a\n    hosts: [h1]\n  - name: b\n    hosts: [h1]\n', 'p'),
+  });
+
+  it('bad plans are one-line usage errors (the same reader as fleet rollout --plan)', async () => {
+    await assert.rejects(parsePlan('rings: []\n', 'plan.yaml', '.'), UsageError);
+    await assert.rejects(
+      parsePlan('rings:\n  - name: a\n    hosts: [h1]\n    url: http://x\n', 'plan.yaml', '.'),
+      /url/,
+    );
+    await assert.rejects(
+      parsePlan('rings:\n  - name: a\n    hosts: [h1]\n  - name: b\n    hosts: [h1]\n', 'p', '.'),
       /h1 is in ring a and ring b/,
     );
   });
@@ -280,6 +287,45 @@ describe('fleet schedule on a real Temporal dev server', () => {
     await controlChannelSchedule(client, 'delete', 'life', 'deleted by test');
     await assert.rejects(describeChannelSchedule(client, 'life'), /no schedule life/);
     await assert.rejects(triggerChannelSchedule(client, 'life'), /no schedule life/);
+  });
+
+  it("the README's own plan.yaml (a ring with hostsFile) is accepted by fleet schedule create, as by fleet rollout --plan", async () => {
+    const readme = await fs.promises.readFile(new URL('../../README.md', import.meta.url), 'utf8');
+    const block = /```yaml\n# plan\.yaml\n([\s\S]*?)```/.exec(readme);
+    assert.ok(block, 'the README shows a plan.yaml');
+    assert.match(block[1]!, /hostsFile: broad-hosts\.txt/);
+    const dir = await fs.promises.mkdtemp(path.join(os.tmpdir(), 'dcu-readme-plan-'));
+    try {
+      await fs.promises.writeFile(path.join(dir, 'plan.yaml'), block[1]!);
+      await fs.promises.writeFile(path.join(dir, 'broad-hosts.txt'), '# the broad ring\ngw-eu-3\ngw-us-2\n');
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        TEMPORAL_ADDRESS: h.env.address,
+        TEMPORAL_NAMESPACE: h.env.namespace ?? 'default',
+      };
+      delete env.TEMPORAL_PROFILE;
+      const planFile = path.join(dir, 'plan.yaml');
+      const created = await runCli(
+        ['fleet', 'schedule', 'create', '--plan', planFile, '--channel', 'stable', '--every', '1h', '--id', 'readme'],
+        env,
+      );
+      assert.equal(created.code, 0, created.stderr);
+      const info = await describeChannelSchedule(h.client, 'readme');
+      assert.deepEqual(info.rings, ['canary', 'early', 'broad']);
+      await controlChannelSchedule(h.client, 'pause', 'readme', 'paused by test');
+      await controlChannelSchedule(h.client, 'delete', 'readme', 'deleted by test');
+      // A hosts file that names a bad host is still refused, in one line, before anything is created.
+      await fs.promises.writeFile(path.join(dir, 'broad-hosts.txt'), 'gw-eu-3\n../etc\n');
+      const bad = await runCli(
+        ['fleet', 'schedule', 'create', '--plan', planFile, '--channel', 'stable', '--every', '1h', '--id', 'readme2'],
+        env,
+      );
+      assert.equal(bad.code, 2, bad.stderr);
+      assert.match(bad.stderr, /rings\.2\.hostsFile: .*line 2: invalid host/);
+      await assert.rejects(describeChannelSchedule(h.client, 'readme2'), /no schedule readme2/);
+    } finally {
+      await fs.promises.rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('the stable channel is read from the release-channel branch the release server publishes: its tip names 0.8.9', async () => {

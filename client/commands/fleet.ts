@@ -74,6 +74,7 @@ import {
 import { connectTarget, type Target } from '../connect.js';
 import { CliFailure, UsageError, action, oneLine } from '../errors.js';
 import { color, duration } from '../render/format.js';
+import { parseHostsFile, parseHostsList } from '../hosts-list.js';
 import { workerGone } from '../supervise.js';
 import { temporalConfigured } from '../temporal.js';
 import { componentFromFlag, componentOption, componentPrefix, hostRunId, targetText } from './component.js';
@@ -83,56 +84,6 @@ import { withTimeout, workflowSnapshot } from './snapshot.js';
 import { registerScheduleCommands } from './schedule.js';
 import { flag, interactiveTerminal, link, requestedBy, seconds } from './shared.js';
 import { markReadyWhenPolling } from '../../worker/ready-mark.js';
-
-// -------------------------------------------------------------------------------------------------
-// Host lists (pure)
-
-/** One problem per line of a host list, with its line (or position) number. */
-export class HostListError extends UsageError {}
-
-/**
- * A hosts file: one host per line; `#` starts a comment (whole line or trailing); blank lines are
- * ignored; every name must pass HostNameSchema; a host listed twice is refused.
- */
-export function parseHostsFile(text: string): string[] {
-  const entries: Array<{ host: string; where: string }> = [];
-  text.split(/\r?\n/).forEach((raw, i) => {
-    const line = raw.replace(/#.*$/, '').trim();
-    if (line) entries.push({ host: line, where: `line ${i + 1}` });
-  });
-  return checkHosts(entries, 'the hosts file');
-}
-
-/** `--hosts a,b,c` (spaces around commas allowed; an empty entry is refused). */
-export function parseHostsList(text: string): string[] {
-  const parts = text.split(',').map((p) => p.trim());
-  if (parts.length === 1 && parts[0] === '') return checkHosts([], '--hosts');
-  const entries = parts.map((host, i) => {
-    if (!host) throw new HostListError(`--hosts: entry ${i + 1} is empty`);
-    return { host, where: `entry ${i + 1}` };
-  });
-  return checkHosts(entries, '--hosts');
-}
-
-function checkHosts(entries: Array<{ host: string; where: string }>, source: string): string[] {
-  if (entries.length === 0) throw new HostListError(`${source} names no host`);
-  if (entries.length > FLEET_LIMITS.hosts)
-    throw new HostListError(`${source} names ${entries.length} hosts; at most ${FLEET_LIMITS.hosts} per rollout`);
-  const seen = new Map<string, string>();
-  for (const { host, where } of entries) {
-    if (/\s/.test(host))
-      throw new HostListError(`${source}, ${where}: one host per line (got ${JSON.stringify(host.slice(0, 40))})`);
-    const r = HostNameSchema.safeParse(host);
-    if (!r.success)
-      throw new HostListError(
-        `${source}, ${where}: invalid host ${JSON.stringify(host.slice(0, 40))}: ${r.error.issues[0]!.message}`,
-      );
-    const first = seen.get(host);
-    if (first) throw new HostListError(`${source}, ${where}: ${host} is already listed (${first})`);
-    seen.set(host, where);
-  }
-  return entries.map((e) => e.host);
-}
 
 // -------------------------------------------------------------------------------------------------
 // Start

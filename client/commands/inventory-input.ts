@@ -7,8 +7,8 @@ import type { Command } from 'commander';
 import { INVENTORY_LIMITS, type InventoryInput } from '../../workflows/inventory-types.js';
 import { VersionSchema } from '../../workflows/types.js';
 import { UsageError, oneLine } from '../errors.js';
-import { parseHostsFile, parseHostsList } from './fleet.js';
-import { readPlanFile } from './plan-file.js';
+import { parseHostsFile, parseHostsList } from '../hosts-list.js';
+import { readPlanFile } from '../rollout-plan.js';
 import { flag, seconds } from './shared.js';
 
 export interface HostSourceFlags {

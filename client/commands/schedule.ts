@@ -40,7 +40,7 @@ import type { RolloutPlan } from '../../workflows/ring-types.js';
 import { IdSchema, VersionSchema } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { CliFailure, UsageError, action, oneLine } from '../errors.js';
-import { readPlanFile } from './plan-file.js';
+import { readPlanFile } from '../rollout-plan.js';
 import { flag, requestedBy } from './shared.js';
 
 // -------------------------------------------------------------------------------------------------
