@@ -540,7 +540,7 @@ describe('under the launcher, against a dev server', () => {
     const launcher = startLauncher(root, ['fleet', 'worker', '--task-queue', 'self-update-controller'], vars);
     launchers.push(launcher);
     const markA = await until(() => readyMark(root, A), 60_000, `the controller on A polling (${launcher.stderr()})`);
-    assert.match(markA.identity, /fleet/);
+    assert.match(markA.identity, /^defenseclaw-upgrade@[^:]+:controller:/);
 
     const cli = (version: string) =>
       promisify(execFile)(process.execPath, [CLI_MAIN, 'self-update', '--version', version, '--deadline', '20'], {

@@ -251,4 +251,5 @@ export async function closeRecords(run: HostRun, records: RecordsState): Promise
     });
   }
   await releaseLock(run, records);
+  run.showOutcome();
 }

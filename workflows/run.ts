@@ -164,13 +164,18 @@ export class HostRun {
     return ok;
   }
 
+  /** The run's current details (the UI's): its outcome, once it has one (steps after it, e.g. a lock's release, say theirs). */
+  showOutcome(): void {
+    if (this.outcome) setCurrentDetails(`${this.kind} ${this.host}: ${this.outcome}`);
+  }
+
   /** The run's result; also recorded as the Outcome search attribute. */
   result(outcome: UpgradeOutcome, message: string, extra: Partial<UpgradeResult> = {}): UpgradeResult {
     this.outcome = outcome;
     this.message = message;
     this.phase = 'finished';
     upsertSearchAttributes({ [SEARCH_ATTRIBUTES.outcome]: [outcome] });
-    setCurrentDetails(`${this.kind} ${this.host}: ${outcome}`);
+    this.showOutcome();
     return {
       kind: this.kind,
       host: this.host,

@@ -6,6 +6,7 @@
  * folder; what would change a live host (backup, stop, install, Python environment, migrations,
  * start, health) is simulated, each answering as a healthy host (of `installed`) would.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -75,6 +76,22 @@ export async function startDownloadHosts(o: {
     startGateway: async () => ({ alreadyRunning: false }),
     restartOpenclaw: async () => ({}),
     waitHealthy: async () => ({ state: 'running', polls: 1 }),
+    // DefenseClaw's own upgrade lock and receipt queue are one per host: these hosts share one home,
+    // so they are simulated too.
+    checkNativeRecords: async () => ({ lock: 'free', journals: 'none' as const, receiptQueue: 0 }),
+    acquireNativeLock: async (i: { token?: string }) => ({
+      token: i.token ?? randomBytes(32).toString('hex'),
+      pid: process.pid,
+    }),
+    holdNativeLock: async () => ({ held: true }),
+    releaseNativeLock: async () => ({ released: true }),
+    writeUpgradeReceipt: async (i: { receipt: { receipt_id: string; status: string } }) => ({
+      receiptId: i.receipt.receipt_id,
+      status: i.receipt.status,
+      written: true,
+    }),
+    awaitReceiptAcknowledged: async () => ({ acknowledged: true, waitedMs: 0 }),
+    gatewayReadyHandshake: async () => ({ ready: true as const, output: 'simulated' }),
   } as typeof real;
   const worker = await Worker.create({
     connection: o.connection,
