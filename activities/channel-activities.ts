@@ -5,7 +5,7 @@
  * controller's own configuration (its release source, read at start like a host's).
  */
 import type { HostConfig } from '../worker/host-config.js';
-import type { PreviousRollout } from '../workflows/channel-types.js';
+import type { PreviousRollout } from '../workflows/fleet/channel-types.js';
 import * as channel from './channel.js';
 import * as scheduleState from './schedule-state.js';
 

@@ -20,8 +20,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
 import type { HostConfig } from '../worker/host-config.js';
-import type { Channel } from '../workflows/channel-types.js';
-import { CHANNELS } from '../workflows/channel-types.js';
+import type { Channel } from '../workflows/fleet/channel-types.js';
+import { CHANNELS } from '../workflows/fleet/channel-types.js';
 import {
   CHANNEL_BRANCH,
   CHANNEL_BUNDLE,

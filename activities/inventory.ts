@@ -9,7 +9,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { HostConfig } from '../worker/host-config.js';
 import { TOOL_VERSION } from '../worker/tool-version.js';
-import type { HostReport } from '../workflows/inventory-types.js';
+import type { HostReport } from '../workflows/fleet/inventory-types.js';
 import { compareVersions } from '../workflows/types.js';
 import { venvPath } from './backup.js';
 import { readInstalledVersion } from './gateway.js';

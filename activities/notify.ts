@@ -9,7 +9,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { z } from 'zod';
-import { ROLLOUT_EVENT_KINDS, ROLLOUT_VERDICTS, type RolloutEvent } from '../workflows/ring-types.js';
+import { ROLLOUT_EVENT_KINDS, ROLLOUT_VERDICTS, type RolloutEvent } from '../workflows/fleet/ring-types.js';
 import { validated } from './support.js';
 
 export const WEBHOOK_ENV = 'DEFENSECLAW_UPGRADE_WEBHOOK_URL';

@@ -1,7 +1,7 @@
 /**
  * A channel schedule's memory, on the controller: the last ring rollout of the schedule (read from
  * Temporal through the worker's client), and the channel state kept in the schedule's own action
- * (the `state` of the checkChannel input, see workflows/channel-types.ts), read and written with
+ * (the `state` of the checkChannel input, see workflows/fleet/channel-types.ts), read and written with
  * the schedule's conflict token so that a check recording a failed ring and an operator clearing
  * a skip never overwrite each other.
  *
@@ -23,7 +23,7 @@ import {
   type ChannelState,
   type PreviousRollout,
   type ValidCheckChannelInput,
-} from '../workflows/channel-types.js';
+} from '../workflows/fleet/channel-types.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
 import { FailureType, refuse, sleep, validated } from './support.js';
 

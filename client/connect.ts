@@ -7,7 +7,7 @@ import { agentPaths, agentStatus, ensureAgent, type AgentInfo } from '../worker/
 import fs from 'node:fs';
 import { CliFailure } from './errors.js';
 import { loadHostConfig, type HostConfigOverrides } from '../worker/host-config.js';
-import { FLEET_TASK_QUEUE } from '../workflows/fleet-types.js';
+import { FLEET_TASK_QUEUE } from '../workflows/fleet/fleet-types.js';
 import { AGENT_WORKFLOW_QUEUE, TaskQueueSchema, parseWith, taskQueueForHost } from '../workflows/types.js';
 import { connectTemporal, temporalConfigured, type TemporalConnection } from './temporal.js';
 

@@ -24,7 +24,7 @@ import { fleetResultOf } from '../client/commands/fleet.js';
 import { startReleaseServer } from '../test/fixtures/releases/server.js';
 import { FleetSim, spawnFleetWorker, startFleet, type FleetWorkerProcess } from '../test/helpers/fleet-sim.js';
 import { startTestEnvironment } from '../test/helpers/temporal.js';
-import { fleetProgressQuery, type FleetResult } from '../workflows/fleet-types.js';
+import { fleetProgressQuery, type FleetResult } from '../workflows/fleet/fleet-types.js';
 import {
   STUB_MS,
   log,

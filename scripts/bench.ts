@@ -73,7 +73,7 @@ function downtimeProbe(port: number, version?: string, healthy: string[] = ['run
   };
 }
 
-/** The same steps as workflows/upgrade.ts, called directly: the no-Temporal baseline. */
+/** The same steps as workflows/host/upgrade.ts, called directly: the no-Temporal baseline. */
 async function directUpgrade(host: HostUnderTest, runId: string): Promise<void> {
   const a = createActivities(host.config);
   await a.checkHost({ host: host.name });

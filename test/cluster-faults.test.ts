@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { NativeConnection } from '@temporalio/worker';
 import { fleetResultOf } from '../client/commands/fleet.js';
 import { installRuntime } from '../worker/worker.js';
-import { fleetProgressQuery } from '../workflows/fleet-types.js';
+import { fleetProgressQuery } from '../workflows/fleet/fleet-types.js';
 import { hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
 import { startCluster, type Cluster } from './helpers/cluster.js';
 import { assertHostOn, upgradeBackupsOf, waitFor } from './helpers/cluster-cli.js';

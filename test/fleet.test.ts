@@ -14,7 +14,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
 import { fleetResultOf, renderFleet } from '../client/commands/fleet.js';
 import { HostListError, parseHostsFile, parseHostsList } from '../client/hosts-list.js';
-import type { fleetRollout } from '../workflows/fleet.js';
+import type { fleetRollout } from '../workflows/fleet/fleet.js';
 import {
   FLEET_TASK_QUEUE,
   fleetProgressQuery,
@@ -24,7 +24,7 @@ import {
   type FleetInput,
   type FleetProgress,
   type FleetResult,
-} from '../workflows/fleet-types.js';
+} from '../workflows/fleet/fleet-types.js';
 import { progressQuery } from '../workflows/definitions.js';
 import { HostNameSchema, hostWorkflowId, taskQueueForHost, type UpgradeInput } from '../workflows/types.js';
 import {

@@ -27,7 +27,7 @@ import { HostListError, parseHostsFile } from '../client/hosts-list.js';
 import { backupIdFromFlag } from '../client/commands/rollback.js';
 import { UsageError } from '../client/errors.js';
 import { loadHostConfig } from '../worker/host-config.js';
-import { FLEET_LIMITS } from '../workflows/fleet-types.js';
+import { FLEET_LIMITS } from '../workflows/fleet/fleet-types.js';
 import {
   BackupIdSchema,
   HostNameSchema,

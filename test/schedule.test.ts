@@ -34,8 +34,8 @@ import {
   type ChannelState,
   type CheckChannelResult,
   type PreviousRollout,
-} from '../workflows/channel-types.js';
-import { RolloutPlanSchema } from '../workflows/ring-types.js';
+} from '../workflows/fleet/channel-types.js';
+import { RolloutPlanSchema } from '../workflows/fleet/ring-types.js';
 import { runCli } from './helpers/cli.js';
 import { Harness } from './helpers/harness.js';
 

@@ -17,7 +17,7 @@ import type { FrameLocator, Locator, Page } from 'playwright-core';
 import { startDevServer, type DevServer } from '../worker/dev-server.js';
 import { loadHostConfig } from '../worker/host-config.js';
 import { createHostWorker, createWorkflowWorker, installRuntime } from '../worker/worker.js';
-import { FLEET_TASK_QUEUE } from '../workflows/fleet-types.js';
+import { FLEET_TASK_QUEUE } from '../workflows/fleet/fleet-types.js';
 import { hostWorkflowId } from '../workflows/types.js';
 import { hostPlatform, tarballName } from './fixtures/host/build.js';
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';

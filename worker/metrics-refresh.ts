@@ -6,15 +6,15 @@
  */
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { Gauge, Histogram, type Registry } from 'prom-client';
-import { WORKFLOW_RING_ROLLOUT } from '../workflows/channel-types.js';
-import { fleetProgressQuery } from '../workflows/fleet-types.js';
+import { WORKFLOW_RING_ROLLOUT } from '../workflows/fleet/channel-types.js';
+import { fleetProgressQuery } from '../workflows/fleet/fleet-types.js';
 import {
   STANDING_INVENTORY_ID,
   groupByVersion,
   hostsBehind,
   standingInventoryQuery,
-} from '../workflows/inventory-types.js';
-import { ringProgressQuery } from '../workflows/ring-types.js';
+} from '../workflows/fleet/inventory-types.js';
+import { ringProgressQuery } from '../workflows/fleet/ring-types.js';
 import {
   SEARCH_ATTRIBUTES,
   WORKFLOW_FLEET,

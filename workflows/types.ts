@@ -360,7 +360,7 @@ export interface UpgradeResult {
   failure?: { step: string; error: string };
   /** For rollbacks after a failure: what compensation did and how it ended. */
   compensation?: { steps: StepRecord[]; hostState: string };
-  /** DefenseClaw upgrade receipts this run wrote, one per hop from 0.8.4 (workflows/records.ts). */
+  /** DefenseClaw upgrade receipts this run wrote, one per hop from 0.8.4 (workflows/host/records.ts). */
   defenseclawReceipts?: Array<{
     receiptId: string;
     from: string;

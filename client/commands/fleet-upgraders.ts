@@ -7,7 +7,7 @@
 import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { parseWorkerIdentity } from '../../worker/identity.js';
-import type { FleetProgress } from '../../workflows/fleet-types.js';
+import type { FleetProgress } from '../../workflows/fleet/fleet-types.js';
 import { taskQueueForHost } from '../../workflows/types.js';
 import { pollerFreshSeconds } from '../supervise.js';
 

@@ -60,8 +60,8 @@ import {
   type FleetProgress,
   type FleetResult,
   type ValidFleetInput,
-} from '../../workflows/fleet-types.js';
-import type { fleetRollout } from '../../workflows/fleet.js';
+} from '../../workflows/fleet/fleet-types.js';
+import type { fleetRollout } from '../../workflows/fleet/fleet.js';
 import {
   HostNameSchema,
   IdSchema,

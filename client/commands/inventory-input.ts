@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs/promises';
 import type { Command } from 'commander';
-import { INVENTORY_LIMITS, type InventoryInput } from '../../workflows/inventory-types.js';
+import { INVENTORY_LIMITS, type InventoryInput } from '../../workflows/fleet/inventory-types.js';
 import { VersionSchema } from '../../workflows/types.js';
 import { UsageError, oneLine } from '../errors.js';
 import { parseHostsFile, parseHostsList } from '../hosts-list.js';

@@ -1,5 +1,5 @@
 /**
- * `fleet inventory schedule create|delete`: the standing inventory (workflows/standing-inventory.ts)
+ * `fleet inventory schedule create|delete`: the standing inventory (workflows/fleet/standing-inventory.ts)
  * and the Temporal Schedule that refreshes it on an interval (overlap SKIP: one refresh at a time).
  */
 import {
@@ -13,8 +13,8 @@ import {
   INVENTORY_SCHEDULE_ID,
   STANDING_INVENTORY_ID,
   WORKFLOW_STANDING_INVENTORY,
-} from '../../workflows/inventory-types.js';
-import type { refreshInventory, standingInventory } from '../../workflows/standing-inventory.js';
+} from '../../workflows/fleet/inventory-types.js';
+import type { refreshInventory, standingInventory } from '../../workflows/fleet/standing-inventory.js';
 import { TaskQueueSchema } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { CliFailure, action } from '../errors.js';

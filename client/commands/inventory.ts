@@ -10,14 +10,14 @@ import { randomBytes } from 'node:crypto';
 import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { Command, Option } from 'commander';
-import type { fleetInventory } from '../../workflows/inventory.js';
+import type { fleetInventory } from '../../workflows/fleet/inventory.js';
 import {
   INVENTORY_LIMITS,
   STANDING_INVENTORY_ID,
   WORKFLOW_INVENTORY,
   standingInventoryQuery,
   type InventoryResult,
-} from '../../workflows/inventory-types.js';
+} from '../../workflows/fleet/inventory-types.js';
 import { TaskQueueSchema } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { CliFailure, UsageError, action, oneLine } from '../errors.js';

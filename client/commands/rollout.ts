@@ -17,9 +17,9 @@ import {
 import { defineSearchAttributeKey } from '@temporalio/common';
 import Table from 'cli-table3';
 import type { Command } from 'commander';
-import { FLEET_TASK_QUEUE, resolveLimit } from '../../workflows/fleet-types.js';
-import { describeWindow } from '../../workflows/maintenance-window.js';
-import type { ringRollout } from '../../workflows/rings.js';
+import { FLEET_TASK_QUEUE, resolveLimit } from '../../workflows/fleet/fleet-types.js';
+import { describeWindow } from '../../workflows/fleet/maintenance-window.js';
+import type { ringRollout } from '../../workflows/fleet/rings.js';
 import {
   WORKFLOW_RINGS,
   ringProgressQuery,
@@ -27,7 +27,7 @@ import {
   type RingRolloutInput,
   type RingRolloutResult,
   type RolloutPlan,
-} from '../../workflows/ring-types.js';
+} from '../../workflows/fleet/ring-types.js';
 import { IdSchema, SEARCH_ATTRIBUTES, VersionSchema, type RolloutComponent } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { CliFailure, UsageError, action, oneLine } from '../errors.js';

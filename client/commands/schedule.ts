@@ -1,6 +1,6 @@
 /**
  * `defenseclaw-upgrade fleet schedule`: a release channel on a Temporal Schedule. Each check is a
- * checkChannel workflow on the fleet queue (workflows/channel.ts); a newer version on the channel
+ * checkChannel workflow on the fleet queue (workflows/fleet/channel.ts); a newer version on the channel
  * starts one ring rollout (`rollout-<id>`) with the schedule's plan.
  *
  *   fleet schedule create --plan plan.yaml --channel stable|latest --every 1h [--id NAME] [--paused]
@@ -34,9 +34,9 @@ import {
   type CheckChannelInput,
   type CheckChannelResult,
   type SkipEntry,
-} from '../../workflows/channel-types.js';
-import { FLEET_TASK_QUEUE } from '../../workflows/fleet-types.js';
-import type { RolloutPlan } from '../../workflows/ring-types.js';
+} from '../../workflows/fleet/channel-types.js';
+import { FLEET_TASK_QUEUE } from '../../workflows/fleet/fleet-types.js';
+import type { RolloutPlan } from '../../workflows/fleet/ring-types.js';
 import { IdSchema, VersionSchema } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { CliFailure, UsageError, action, oneLine } from '../errors.js';

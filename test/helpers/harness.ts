@@ -14,7 +14,7 @@ import { createActivities } from '../../activities/index.js';
 import { createControllerActivities } from '../../activities/controller.js';
 import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
 import { createHostWorker, createWorkflowWorker } from '../../worker/worker.js';
-import { FLEET_TASK_QUEUE } from '../../workflows/fleet-types.js';
+import { FLEET_TASK_QUEUE } from '../../workflows/fleet/fleet-types.js';
 import { resultOf } from '../../client/watch.js';
 import {
   hostWorkflowId,

@@ -5,12 +5,12 @@
  * from the backup it made, and fails closed when even that does not come back healthy.
  */
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import { compensating, heartbeating, quick, routeActivitiesTo } from './activities.js';
-import { timestampId } from './clock.js';
+import { compensating, heartbeating, quick, routeActivitiesTo } from '../activities.js';
+import { timestampId } from '../clock.js';
 import { recover } from './recover.js';
-import { HostRun, failureText, validateInput } from './run.js';
+import { HostRun, failureText, validateInput } from '../run.js';
 import { Saga } from './saga.js';
-import { RollbackInputSchema, type RollbackInput, type UpgradeResult } from './types.js';
+import { RollbackInputSchema, type RollbackInput, type UpgradeResult } from '../types.js';
 
 export async function rollbackHost(rawInput: RollbackInput): Promise<UpgradeResult> {
   const input = validateInput(RollbackInputSchema, rawInput);

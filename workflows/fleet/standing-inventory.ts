@@ -26,7 +26,7 @@ import {
   type StandingInventory,
 } from './inventory-types.js';
 import type { fleetInventory } from './inventory.js';
-import { validateInput } from './run.js';
+import { validateInput } from '../run.js';
 
 export const inventoryRefreshedSignal = defineSignal<[InventoryResult]>('inventoryRefreshed');
 

@@ -14,15 +14,15 @@
  * hop's backup and prove the old gateway healthy again; if that fails too, leave it stopped).
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched } from '@temporalio/workflow';
-import type { ResolvedRelease } from '../activities/releases.js';
-import { network, quick, routeActivitiesTo } from './activities.js';
+import type { ResolvedRelease } from '../../activities/releases.js';
+import { network, quick, routeActivitiesTo } from '../activities.js';
 import { upgradeHop, type Hop, type HopState } from './hop.js';
 import { DEFENSECLAW_RECORDS, closeRecords } from './records.js';
 import { discardVenv as discard } from './recover.js';
-import { routeTo } from './release-layout.js';
-import { ticketRelease, type ReleaseTicket } from './release-ticket.js';
-import { HostRun, failureText, validateInput } from './run.js';
-import { UpgradeInputSchema, compareVersions, type UpgradeInput, type UpgradeResult } from './types.js';
+import { routeTo } from '../release-layout.js';
+import { ticketRelease, type ReleaseTicket } from '../release-ticket.js';
+import { HostRun, failureText, validateInput } from '../run.js';
+import { UpgradeInputSchema, compareVersions, type UpgradeInput, type UpgradeResult } from '../types.js';
 
 export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult> {
   const input = validateInput(UpgradeInputSchema, rawInput);

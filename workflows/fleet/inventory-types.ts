@@ -7,7 +7,7 @@
 import { defineQuery } from '@temporalio/workflow';
 import { z } from 'zod';
 import { FLEET_LIMITS } from './fleet-types.js';
-import { HostNameSchema, TaskQueueSchema, VersionSchema, compareVersions } from './types.js';
+import { HostNameSchema, TaskQueueSchema, VersionSchema, compareVersions } from '../types.js';
 
 export const WORKFLOW_INVENTORY = 'fleetInventory';
 export const WORKFLOW_INVENTORY_BATCH = 'inventoryBatch';

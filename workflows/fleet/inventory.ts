@@ -9,9 +9,9 @@
  * a 5,000-host inventory stays far from Temporal's history limits.
  */
 import { executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { ControllerActivities } from '../activities/controller.js';
-import { workflowTime } from './clock.js';
+import type { Activities } from '../../activities/index.js';
+import type { ControllerActivities } from '../../activities/controller.js';
+import { workflowTime } from '../clock.js';
 import { notPickedUp } from './fleet.js';
 import {
   INVENTORY_LIMITS,
@@ -21,8 +21,8 @@ import {
   type InventoryInput,
   type InventoryResult,
 } from './inventory-types.js';
-import { validateInput } from './run.js';
-import { taskQueueForHost } from './types.js';
+import { validateInput } from '../run.js';
+import { taskQueueForHost } from '../types.js';
 
 const controller = proxyActivities<ControllerActivities>({
   startToCloseTimeout: '5m',

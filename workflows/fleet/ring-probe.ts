@@ -5,12 +5,12 @@
  * A child of ringRollout per ring, so the parent's history stays small.
  */
 import { z } from 'zod';
-import { onHost } from './activities.js';
+import { onHost } from '../activities.js';
 import { clip } from './fleet-types.js';
 import { notPickedUp } from './fleet.js';
 import { RING_LIMITS, UnreachableSecondsSchema } from './ring-types.js';
-import { failureText, validateInput } from './run.js';
-import { HostNameSchema, TaskQueueSchema } from './types.js';
+import { failureText, validateInput } from '../run.js';
+import { HostNameSchema, TaskQueueSchema } from '../types.js';
 
 const PARALLEL = 50;
 

@@ -3,10 +3,10 @@
  * upgrade and the rollback workflows.
  */
 import { CancellationScope, isCancellation } from '@temporalio/workflow';
-import { compensating, quick } from './activities.js';
-import { HostRun, failureText } from './run.js';
+import { compensating, quick } from '../activities.js';
+import { HostRun, failureText } from '../run.js';
 import { Saga } from './saga.js';
-import type { OnFailure } from './types.js';
+import type { OnFailure } from '../types.js';
 
 /**
  * After a failure (or a cancel) inside the downtime window, per the failure policy:

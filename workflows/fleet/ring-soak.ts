@@ -16,9 +16,9 @@
  */
 import { continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { GateReading } from '../activities/health-gate.js';
-import { onHost } from './activities.js';
-import { workflowTime } from './clock.js';
+import type { GateReading } from '../../activities/health-gate.js';
+import { onHost } from '../activities.js';
+import { workflowTime } from '../clock.js';
 import { clip } from './fleet-types.js';
 import { notPickedUp } from './fleet.js';
 import {
@@ -29,8 +29,8 @@ import {
   UnreachableSecondsSchema,
   type Gates,
 } from './ring-types.js';
-import { failureText, validateInput } from './run.js';
-import { HostNameSchema, TaskQueueSchema } from './types.js';
+import { failureText, validateInput } from '../run.js';
+import { HostNameSchema, TaskQueueSchema } from '../types.js';
 
 /** A baseline as a continued soak carries it (the subsystems and counters gateFailure compares). */
 const BaselineSchema = z

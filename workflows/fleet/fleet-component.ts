@@ -22,12 +22,12 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import { workflowTime } from './clock.js';
+import type { Activities } from '../../activities/index.js';
+import { workflowTime } from '../clock.js';
 import { ticketArgs } from './fleet-ticket.js';
 import type { ValidFleetInput } from './fleet-types.js';
-import type { ReleaseTicket } from './release-ticket.js';
-import { failureText } from './run.js';
+import type { ReleaseTicket } from '../release-ticket.js';
+import { failureText } from '../run.js';
 import {
   LIMITS,
   WORKFLOW_UPGRADE,
@@ -36,8 +36,8 @@ import {
   workerUpdateWorkflowId,
   type RolloutComponent,
   type UpgradeResult,
-} from './types.js';
-import type { upgradeHost } from './upgrade.js';
+} from '../types.js';
+import type { upgradeHost } from '../host/upgrade.js';
 import { proveQueue, type updateWorkerHost } from './worker-update.js';
 
 /** How the fleet places a host's child (fleet.ts childPlacement) and reaches its queue. */

@@ -7,12 +7,12 @@
  * shape of a soak's, so the ring halts the same way (gate-failed).
  */
 import { z } from 'zod';
-import { workflowTime } from './clock.js';
+import { workflowTime } from '../clock.js';
 import { clip } from './fleet-types.js';
 import { RING_LIMITS } from './ring-types.js';
 import type { SoakResult } from './ring-soak.js';
-import { failureText, validateInput } from './run.js';
-import { HostNameSchema, TaskQueueSchema, VersionSchema, taskQueueForHost } from './types.js';
+import { failureText, validateInput } from '../run.js';
+import { HostNameSchema, TaskQueueSchema, VersionSchema, taskQueueForHost } from '../types.js';
 import { proveQueue } from './worker-update.js';
 
 const PARALLEL = 20;

@@ -13,11 +13,11 @@
  * same bytes again (a no-op), never a second receipt.
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, uuid4 } from '@temporalio/workflow';
-import type { Receipt } from '../activities/upgrade-receipt.js';
-import { compensating, holding, quick } from './activities.js';
-import { workflowTime } from './clock.js';
-import { failureText, type HostRun } from './run.js';
-import { compareVersions, type UpgradeOutcome, type UpgradeResult } from './types.js';
+import type { Receipt } from '../../activities/upgrade-receipt.js';
+import { compensating, holding, quick } from '../activities.js';
+import { workflowTime } from '../clock.js';
+import { failureText, type HostRun } from '../run.js';
+import { compareVersions, type UpgradeOutcome, type UpgradeResult } from '../types.js';
 
 /** patched() id of this feature. */
 export const DEFENSECLAW_RECORDS = 'defenseclaw-records';

@@ -9,9 +9,9 @@
  * check and rollback, so a failed hop leaves the host on the last version that was healthy.
  */
 import { ApplicationFailure, patched, workflowInfo } from '@temporalio/workflow';
-import type { ResolvedRelease } from '../activities/releases.js';
-import { compensating, heartbeating, network, quick } from './activities.js';
-import { timestampId } from './clock.js';
+import type { ResolvedRelease } from '../../activities/releases.js';
+import { compensating, heartbeating, network, quick } from '../activities.js';
+import { timestampId } from '../clock.js';
 import {
   HANDSHAKE_FROM,
   beginReceipt,
@@ -22,8 +22,8 @@ import {
   type RecordsState,
 } from './records.js';
 import { discardVenv as discard, recover } from './recover.js';
-import type { ReleaseLayout } from './release-layout.js';
-import type { HostRun } from './run.js';
+import type { ReleaseLayout } from '../release-layout.js';
+import type { HostRun } from '../run.js';
 import { Saga } from './saga.js';
 import {
   compareVersions,
@@ -33,7 +33,7 @@ import {
   type UpgradePlan,
   type UpgradeResult,
   type ValidUpgradeInput,
-} from './types.js';
+} from '../types.js';
 
 export interface Hop {
   from: string;

@@ -7,7 +7,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { z } from 'zod';
-import { ReleaseTicketSchema } from './release-ticket.js';
+import { ReleaseTicketSchema } from '../release-ticket.js';
 import {
   HostNameSchema,
   IdSchema,
@@ -16,7 +16,7 @@ import {
   VersionSchema,
   type RolloutComponent,
   type UpgradeOutcome,
-} from './types.js';
+} from '../types.js';
 
 /** The task queue the fleet workflow runs on (served by `defenseclaw-upgrade fleet worker`). */
 export const FLEET_TASK_QUEUE = 'defenseclaw-upgrade-fleet';

@@ -10,7 +10,7 @@
  * the target or newer: caught up without change), else a one-host fleetRollout child
  * (`<rolloutId>.catch-up.<host>`) that upgrades it with the usual probes, busy check and rollback.
  */
-import { ReleaseTicketSchema } from './release-ticket.js';
+import { ReleaseTicketSchema } from '../release-ticket.js';
 import { ticketArgs } from './fleet-ticket.js';
 import {
   CancellationScope,
@@ -21,14 +21,14 @@ import {
   startChild,
 } from '@temporalio/workflow';
 import { z } from 'zod';
-import { onHost } from './activities.js';
-import { workflowTime } from './clock.js';
+import { onHost } from '../activities.js';
+import { workflowTime } from '../clock.js';
 import { componentArgs } from './fleet-component.js';
 import { FLEET_LIMITS, clip, type FleetResult } from './fleet-types.js';
 import { notPickedUp, type fleetRollout } from './fleet.js';
 import { RolloutEvents } from './ring-events.js';
 import { RING_LIMITS, RingNameSchema, type LateHostReport } from './ring-types.js';
-import { childResultOf, failureText, validateInput } from './run.js';
+import { childResultOf, failureText, validateInput } from '../run.js';
 import {
   HostNameSchema,
   IdSchema,
@@ -38,7 +38,7 @@ import {
   VersionSchema,
   WORKFLOW_FLEET,
   compareVersions,
-} from './types.js';
+} from '../types.js';
 
 const LateHostSchema = z
   .object({ host: HostNameSchema, ring: RingNameSchema, deadline: z.number().int().min(0).max(8.64e15) })

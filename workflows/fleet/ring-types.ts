@@ -18,7 +18,7 @@ import {
   TaskQueueSchema,
   VersionSchema,
   type RolloutComponent,
-} from './types.js';
+} from '../types.js';
 
 /** The workflow type a rollout plan runs as (on FLEET_TASK_QUEUE). */
 export const WORKFLOW_RINGS = 'ringRollout';

@@ -22,7 +22,7 @@
  * result is returned (not thrown) for every verdict; `ok` is true only for `succeeded` and
  * `nothing-to-do`.
  */
-import type { ReleaseTicket } from './release-ticket.js';
+import type { ReleaseTicket } from '../release-ticket.js';
 import { rolloutTicket, ticketArgs } from './fleet-ticket.js';
 import {
   ApplicationFailure,
@@ -37,9 +37,9 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import { onHost } from './activities.js';
+import { onHost } from '../activities.js';
 import { addLateHostsSignal, haltCatchUpSignal, lastRingSignal, type catchUpHosts } from './catch-up.js';
-import { workflowTime } from './clock.js';
+import { workflowTime } from '../clock.js';
 import { componentArgs } from './fleet-component.js';
 import { clip, maintenanceWindowSignal, resolveLimit, type FleetHostRecord, type FleetResult } from './fleet-types.js';
 import { notPickedUp, type fleetRollout } from './fleet.js';
@@ -61,8 +61,8 @@ import {
   type RolloutVerdict,
   type ValidRingRolloutInput,
 } from './ring-types.js';
-import type { rollbackHost } from './rollback.js';
-import { childResultOf, failureText, validateInput } from './run.js';
+import type { rollbackHost } from '../host/rollback.js';
+import { childResultOf, failureText, validateInput } from '../run.js';
 import {
   SEARCH_ATTRIBUTES,
   WORKFLOW_FLEET,
@@ -71,7 +71,7 @@ import {
   hostWorkflowId,
   taskQueueForHost,
   type UpgradeResult,
-} from './types.js';
+} from '../types.js';
 
 /** Hosts tried in turn to resolve the release when the first ones' workers do not answer. */
 const RESOLVERS = 5;

@@ -15,14 +15,14 @@
  */
 import { z } from 'zod';
 import { RingNameSchema, RolloutPlanSchema, type RolloutVerdict } from './ring-types.js';
-import { IdSchema, VersionSchema, compareVersions } from './types.js';
+import { IdSchema, VersionSchema, compareVersions } from '../types.js';
 
 export const CHANNELS = ['stable', 'latest'] as const;
 export type Channel = (typeof CHANNELS)[number];
 
 /** The workflow a channel schedule starts. */
 export const WORKFLOW_CHECK_CHANNEL = 'checkChannel';
-/** The ring rollout it starts (workflows/rings.ts, on the fleet queue). */
+/** The ring rollout it starts (workflows/fleet/rings.ts, on the fleet queue). */
 export const WORKFLOW_RING_ROLLOUT = 'ringRollout';
 
 /** Verdicts that put a version on the skip list until an operator clears it. */

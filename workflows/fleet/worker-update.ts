@@ -20,11 +20,11 @@
  */
 import { ApplicationFailure, proxyActivities, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { AwaitQueueVersionInput, QueueVersionProof } from '../activities/queue-version.js';
-import { upgraderOnHost } from './activities.js';
-import { workflowTime } from './clock.js';
+import type { AwaitQueueVersionInput, QueueVersionProof } from '../../activities/queue-version.js';
+import { upgraderOnHost } from '../activities.js';
+import { workflowTime } from '../clock.js';
 import { FLEET_LIMITS, clip } from './fleet-types.js';
-import { failureText, validateInput } from './run.js';
+import { failureText, validateInput } from '../run.js';
 import {
   HostNameSchema,
   IdSchema,
@@ -36,7 +36,7 @@ import {
   type StepRecord,
   type UpgradeOutcome,
   type UpgradeResult,
-} from './types.js';
+} from '../types.js';
 
 /** How long the new version has to poll the host's queue: past the launcher's 120 s deadline. */
 export const PROOF_SECONDS = 150;

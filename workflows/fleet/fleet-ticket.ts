@@ -7,8 +7,8 @@
  * the resolver's worker, the host whose configuration the rollout trusts to ask the releases API.
  */
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
-import type { Activities } from '../activities/index.js';
-import type { ReleaseTicket } from './release-ticket.js';
+import type { Activities } from '../../activities/index.js';
+import type { ReleaseTicket } from '../release-ticket.js';
 
 /** patched() id: a fleet recorded before tickets resolved with resolveRelease, and replays so. */
 export const RELEASE_TICKET = 'release-ticket';

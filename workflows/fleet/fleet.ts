@@ -38,9 +38,9 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../activities/index.js';
-import { workflowTime } from './clock.js';
-import { childResultOf, failureText, validateInput } from './run.js';
+import type { Activities } from '../../activities/index.js';
+import { workflowTime } from '../clock.js';
+import { childResultOf, failureText, validateInput } from '../run.js';
 import {
   ControlRequestSchema,
   FAILED_STATES,
@@ -67,8 +67,8 @@ import {
 } from './fleet-types.js';
 import { RELEASE_TICKET, rolloutTicket, ticketArgs } from './fleet-ticket.js';
 import { waitJitter } from './jitter.js';
-import type { ReleaseTicket } from './release-ticket.js';
-import type { rollbackHost } from './rollback.js';
+import type { ReleaseTicket } from '../release-ticket.js';
+import type { rollbackHost } from '../host/rollback.js';
 import { fleetComponent, type FleetComponent } from './fleet-component.js';
 import {
   SEARCH_ATTRIBUTES,
@@ -77,7 +77,7 @@ import {
   isVersion,
   taskQueueForHost,
   type UpgradeResult,
-} from './types.js';
+} from '../types.js';
 
 /** Stop starting children in a run past this many events (Temporal warns at 10k). */
 const HISTORY_SOFT_LIMIT = 7000;

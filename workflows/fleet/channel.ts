@@ -20,7 +20,7 @@ import {
   startChild,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { ChannelActivities } from '../activities/channel-activities.js';
+import type { ChannelActivities } from '../../activities/channel-activities.js';
 import {
   CheckChannelInputSchema,
   WORKFLOW_RING_ROLLOUT,
@@ -29,9 +29,9 @@ import {
   type CheckChannelInput,
   type CheckChannelResult,
 } from './channel-types.js';
-import { workflowTime } from './clock.js';
+import { workflowTime } from '../clock.js';
 import type { RingRolloutInput } from './ring-types.js';
-import { validateInput } from './run.js';
+import { validateInput } from '../run.js';
 
 const controller = proxyActivities<ChannelActivities>({
   startToCloseTimeout: '3m',
