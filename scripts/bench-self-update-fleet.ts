@@ -15,7 +15,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkflowFailedError } from '@temporalio/client';
-import { createControllerActivities } from '../activities/controller.js';
+import { createControllerActivities } from '../activities/controller/controller.js';
 import { createWorkflowWorker } from '../worker/worker.js';
 import type { fleetRollout } from '../workflows/fleet/fleet.js';
 import { FLEET_TASK_QUEUE, type FleetResult } from '../workflows/fleet/fleet-types.js';

@@ -20,7 +20,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
-import { createActivities } from '../activities/index.js';
+import { createActivities } from '../activities/host/index.js';
 import { installRuntime } from '../worker/worker.js';
 import { createRealHost } from '../test/fixtures/host/real-host.js';
 import { realBuildsFor } from '../test/fixtures/releases/eras.js';

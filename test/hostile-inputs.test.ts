@@ -16,7 +16,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import * as backup from '../activities/backup.js';
+import * as backup from '../activities/host/backup.js';
 import type { UpgradeResult } from '../workflows/types.js';
 import type { HostSnapshot } from './fixtures/host/sim-host.js';
 import { startDevServer } from '../worker/dev-server.js';

@@ -22,7 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/common';
-import { createStaging, downloadArtifact } from '../activities/artifacts.js';
+import { createStaging, downloadArtifact } from '../activities/host/artifacts.js';
 import { httpRequest } from '../activities/http.js';
 import { loadHostConfig, type HostConfig } from '../worker/host-config.js';
 import { installRuntime } from '../worker/worker.js';

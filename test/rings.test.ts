@@ -17,7 +17,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowIdConflictPolicy, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { WEBHOOK_ENV } from '../activities/notify.js';
+import { WEBHOOK_ENV } from '../activities/controller/notify.js';
 import { UsageError } from '../client/errors.js';
 import { parsePlan } from '../client/rollout-plan.js';
 import { createWorkflowWorker } from '../worker/worker.js';

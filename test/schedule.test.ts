@@ -10,9 +10,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { resolveChannel, verifyChannelSignature } from '../activities/channel.js';
-import { ChannelError, FIELD_ORDER, commitFromRef, parseChannel } from '../activities/channel-document.js';
-import { readChannelSchedule, updateChannelState } from '../activities/schedule-state.js';
+import { resolveChannel, verifyChannelSignature } from '../activities/controller/channel.js';
+import { ChannelError, FIELD_ORDER, commitFromRef, parseChannel } from '../activities/controller/channel-document.js';
+import { readChannelSchedule, updateChannelState } from '../activities/controller/schedule-state.js';
 import { parsePlan } from '../client/rollout-plan.js';
 import {
   clearChannelSkip,

@@ -19,7 +19,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
-import { updateUpgrader, upgraderSwitchOutcome } from '../activities/upgrader-update.js';
+import { updateUpgrader, upgraderSwitchOutcome } from '../activities/host/upgrader-update.js';
 import { isAlive } from '../worker/agent.js';
 import { loadHostConfig } from '../worker/host-config.js';
 import { onRestartRequested } from '../worker/restart.js';

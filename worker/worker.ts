@@ -15,8 +15,8 @@ import {
   type RuntimeOptions,
   type WorkerOptions,
 } from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
-import { createControllerActivities } from '../activities/controller.js';
+import { createActivities } from '../activities/host/index.js';
+import { createControllerActivities } from '../activities/controller/controller.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
 import { shortHostname, workerIdentity } from './identity.js';
 import { installCrashGuard, trackActivities, type CrashGuardOptions } from './crash-guard.js';

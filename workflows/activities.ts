@@ -14,7 +14,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import { taskQueueForHost } from './types.js';
-import type { Activities } from '../activities/index.js';
+import type { Activities } from '../activities/host/index.js';
 
 /**
  * The host queue of the running workflow. Module state is per workflow execution: the SDK gives
@@ -49,7 +49,7 @@ function routed(options: ActivityOptions): ActivityInterfaceFor<Activities> {
 }
 
 /**
- * Every activity heartbeats (activities/index.ts), so every kind below has a heartbeat timeout of
+ * Every activity heartbeats (activities/host/index.ts), so every kind below has a heartbeat timeout of
  * seconds: a killed worker is noticed quickly and the next attempt runs on a live one.
  */
 const heartbeatTimeout = '5s';

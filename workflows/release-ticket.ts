@@ -7,7 +7,7 @@
  * A version and digests are harmless in an input: the ticket holds no URL, path or command. A host
  * given one makes no API call; it still downloads every file from its own configured source (or
  * the mirror its own configuration names), re-reads checksums.txt and the manifest, checks every
- * file against these digests and verifies the signature itself (activities/release-ticket.ts).
+ * file against these digests and verifies the signature itself (activities/host/release-ticket.ts).
  *
  * Pure and deterministic (zod only; no import of types.ts, which imports this).
  */

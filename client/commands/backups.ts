@@ -1,6 +1,6 @@
 /** `backups`: the host's backups with version, date and size, as its own worker sees them. */
 import Table from 'cli-table3';
-import type { BackupSummary } from '../../activities/backup.js';
+import type { BackupSummary } from '../../activities/host/backup.js';
 import type { hostBackups } from '../../workflows/host/host-info.js';
 import { connectTarget } from '../connect.js';
 import { bytes, color } from '../render/format.js';

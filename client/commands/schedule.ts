@@ -19,7 +19,11 @@ import {
   type Client,
 } from '@temporalio/client';
 import { Command } from 'commander';
-import { readChannelSchedule, readPreviousRollout, updateChannelState } from '../../activities/schedule-state.js';
+import {
+  readChannelSchedule,
+  readPreviousRollout,
+  updateChannelState,
+} from '../../activities/controller/schedule-state.js';
 import {
   CHANNELS,
   CHANNEL_LIMITS,

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { WorkflowIdConflictPolicy, type Client, type WorkflowHandle } from '@temporalio/client';
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { Worker, type NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../../activities/index.js';
+import { createActivities } from '../../activities/host/index.js';
 import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
 import { createHostWorker, resolveWorkflowCode } from '../../worker/worker.js';
 import type { fleetRollout } from '../../workflows/fleet/fleet.js';

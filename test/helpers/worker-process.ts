@@ -13,7 +13,7 @@
  */
 import fs from 'node:fs';
 import { NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../../activities/index.js';
+import { createActivities } from '../../activities/host/index.js';
 import { loadHostConfig } from '../../worker/host-config.js';
 import { createHostWorker, installRuntime } from '../../worker/worker.js';
 import { parseCrashSpec, wrapForCrash } from './crash-activities.js';

@@ -20,7 +20,7 @@ import {
   startChild,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { ChannelActivities } from '../../activities/channel-activities.js';
+import type { ChannelActivities } from '../../activities/controller/channel-activities.js';
 import {
   CheckChannelInputSchema,
   WORKFLOW_RING_ROLLOUT,

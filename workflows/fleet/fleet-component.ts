@@ -22,7 +22,7 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { Activities } from '../../activities/host/index.js';
 import { workflowTime } from '../clock.js';
 import { ticketArgs } from './fleet-ticket.js';
 import type { ValidFleetInput } from './fleet-types.js';

@@ -7,7 +7,7 @@
  * the resolver's worker, the host whose configuration the rollout trusts to ask the releases API.
  */
 import type { ActivityInterfaceFor } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
+import type { Activities } from '../../activities/host/index.js';
 import type { ReleaseTicket } from '../release-ticket.js';
 
 /** patched() id: a fleet recorded before tickets resolved with resolveRelease, and replays so. */

@@ -38,7 +38,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
-import type { Activities } from '../../activities/index.js';
+import type { Activities } from '../../activities/host/index.js';
 import { workflowTime } from '../clock.js';
 import { childResultOf, failureText, validateInput } from '../run.js';
 import {

@@ -9,8 +9,8 @@
  * a 5,000-host inventory stays far from Temporal's history limits.
  */
 import { executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities/index.js';
-import type { ControllerActivities } from '../../activities/controller.js';
+import type { Activities } from '../../activities/host/index.js';
+import type { ControllerActivities } from '../../activities/controller/controller.js';
 import { workflowTime } from '../clock.js';
 import { notPickedUp } from './fleet.js';
 import {

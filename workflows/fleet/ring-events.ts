@@ -8,7 +8,7 @@
  * ring or host from 1): the same on every retry and on replay, so a receiver keeps the first.
  */
 import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { NotifyActivities } from '../../activities/notify.js';
+import type { NotifyActivities } from '../../activities/controller/notify.js';
 import { workflowTime } from '../clock.js';
 import type { RolloutEvent, RolloutEventKind, RolloutVerdict } from './ring-types.js';
 

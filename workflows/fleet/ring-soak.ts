@@ -16,7 +16,7 @@
  */
 import { continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { GateReading } from '../../activities/health-gate.js';
+import type { GateReading } from '../../activities/host/health-gate.js';
 import { onHost } from '../activities.js';
 import { workflowTime } from '../clock.js';
 import { clip } from './fleet-types.js';

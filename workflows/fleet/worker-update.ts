@@ -20,7 +20,7 @@
  */
 import { ApplicationFailure, proxyActivities, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
-import type { AwaitQueueVersionInput, QueueVersionProof } from '../../activities/queue-version.js';
+import type { AwaitQueueVersionInput, QueueVersionProof } from '../../activities/controller/queue-version.js';
 import { upgraderOnHost } from '../activities.js';
 import { workflowTime } from '../clock.js';
 import { FLEET_LIMITS, clip } from './fleet-types.js';
@@ -67,7 +67,7 @@ export const WorkerUpdateInputSchema = z
 export type WorkerUpdateInput = z.input<typeof WorkerUpdateInputSchema>;
 
 /**
- * The controller's proof that `queue` is polled by a worker of `version` (activities/queue-version.ts),
+ * The controller's proof that `queue` is polled by a worker of `version` (activities/controller/queue-version.ts),
  * by a poller seen after `since`; `previous` ends it early when a new worker of that version polls.
  */
 export function proveQueue(

@@ -13,7 +13,7 @@
  * same bytes again (a no-op), never a second receipt.
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, uuid4 } from '@temporalio/workflow';
-import type { Receipt } from '../../activities/upgrade-receipt.js';
+import type { Receipt } from '../../activities/host/upgrade-receipt.js';
 import { compensating, holding, quick } from '../activities.js';
 import { workflowTime } from '../clock.js';
 import { failureText, type HostRun } from '../run.js';

@@ -4,8 +4,8 @@
  * writing a channel schedule's memory through the worker's Temporal client. `config` is the
  * controller's own configuration (its release source, read at start like a host's).
  */
-import type { HostConfig } from '../worker/host-config.js';
-import type { PreviousRollout } from '../workflows/fleet/channel-types.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import type { PreviousRollout } from '../../workflows/fleet/channel-types.js';
 import * as channel from './channel.js';
 import * as scheduleState from './schedule-state.js';
 

@@ -23,9 +23,9 @@ import {
   type ChannelState,
   type PreviousRollout,
   type ValidCheckChannelInput,
-} from '../workflows/fleet/channel-types.js';
-import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
-import { FailureType, refuse, sleep, validated } from './support.js';
+} from '../../workflows/fleet/channel-types.js';
+import { SEARCH_ATTRIBUTES } from '../../workflows/types.js';
+import { FailureType, refuse, sleep, validated } from '../support.js';
 
 /** A schedule that is not (or no longer) a channel schedule. */
 export class NotAChannelSchedule extends Error {

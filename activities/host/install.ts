@@ -11,18 +11,18 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import { BackupIdSchema, VersionSchema } from '../workflows/types.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { BackupIdSchema, VersionSchema } from '../../workflows/types.js';
 import { FILE_STAMP, fileStamp, stagedBinaryPath, stagingDir } from './artifacts.js';
 import { cliLinkPath, preservedVenvFor, venvPath } from './backup.js';
-import { run, which } from './exec.js';
-import { atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, readHead, sha256File } from './fsutil.js';
+import { run, which } from '../exec.js';
+import { atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, readHead, sha256File } from '../fsutil.js';
 import { assertNoGatewayCameBack, gatewayBinary } from './gateway.js';
 import { readGatewayPid } from './gateway-process.js';
 import { decodeProtected } from './protected-artifact.js';
-import { isProtectedName, isRefusalEnvelope, isReleaseAssetName } from './release-eras.js';
-import { assetNames } from './releases.js';
-import { FailureType, activityContext, cancellationSignal, refuse, validated } from './support.js';
+import { isProtectedName, isRefusalEnvelope, isReleaseAssetName } from '../release-eras.js';
+import { assetNames } from '../releases.js';
+import { FailureType, activityContext, cancellationSignal, refuse, validated } from '../support.js';
 
 const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/);
 const VENV_ID = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+-[A-Za-z0-9]{6,12}$/, 'a venv name like 0.4.0-abc123');

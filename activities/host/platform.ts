@@ -1,6 +1,6 @@
 /** Which gateway build this host needs. */
-import type { Platform } from '../workflows/types.js';
-import { FailureType, refuse } from './support.js';
+import type { Platform } from '../../workflows/types.js';
+import { FailureType, refuse } from '../support.js';
 
 export function platformOf(nodePlatform: string, nodeArch: string): Platform {
   const os = nodePlatform === 'linux' ? 'linux' : nodePlatform === 'darwin' ? 'darwin' : undefined;

@@ -13,12 +13,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import { VersionSchema, compareVersions, isVersion } from '../workflows/types.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { VersionSchema, compareVersions, isVersion } from '../../workflows/types.js';
 import { venvPath } from './backup.js';
-import { run } from './exec.js';
+import { run } from '../exec.js';
 import { liveRoots } from './host-files.js';
-import { FailureType, activityContext, cancellationSignal, refuse, validated } from './support.js';
+import { FailureType, activityContext, cancellationSignal, refuse, validated } from '../support.js';
 
 const MigrateInput = z
   .object({

@@ -5,10 +5,10 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { HostConfig } from '../worker/host-config.js';
-import { run, which } from './exec.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { run, which } from '../exec.js';
 import { z } from 'zod';
-import { LIMITS, isVersion } from '../workflows/types.js';
+import { LIMITS, isVersion } from '../../workflows/types.js';
 import {
   isGatewayProcess,
   isWatchdogProcess,
@@ -17,7 +17,7 @@ import {
   type GatewayPidInfo,
 } from './gateway-process.js';
 import { readHealth } from './health.js';
-import { FailureType, activityContext, cancellationSignal, refuse, sleep, validated } from './support.js';
+import { FailureType, activityContext, cancellationSignal, refuse, sleep, validated } from '../support.js';
 
 /** Allow about 30 s for a stop (host contract; the real `stop` waits 10 s, then SIGKILL). */
 export const STOP_TIMEOUT_MS = 30_000;

@@ -4,7 +4,7 @@
  * schedule's checks (channel-activities.ts), both trusting only this process's own configuration,
  * and the proof that a host's queue is polled by a new worker version (queue-version.ts).
  */
-import { loadHostConfig, type HostConfig } from '../worker/host-config.js';
+import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
 import { createChannelActivities } from './channel-activities.js';
 import { createInventoryControllerActivities } from './inventory-visibility.js';
 import { createNotifyActivities } from './notify.js';

@@ -10,9 +10,9 @@
 import { Context } from '@temporalio/activity';
 import proto from '@temporalio/proto';
 import { z } from 'zod';
-import { parseWorkerIdentity } from '../worker/identity.js';
-import { TaskQueueSchema, VersionSchema } from '../workflows/types.js';
-import { refuse, sleep, validated } from './support.js';
+import { parseWorkerIdentity } from '../../worker/identity.js';
+import { TaskQueueSchema, VersionSchema } from '../../workflows/types.js';
+import { refuse, sleep, validated } from '../support.js';
 
 export const QUEUE_VERSION_TIMEOUT = 'QueueVersionTimeout';
 export const QUEUE_VERSION_REVERTED = 'QueueVersionReverted';

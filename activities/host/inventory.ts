@@ -7,14 +7,14 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import type { HostConfig } from '../worker/host-config.js';
-import { TOOL_VERSION } from '../worker/tool-version.js';
-import type { HostReport } from '../workflows/fleet/inventory-types.js';
-import { compareVersions } from '../workflows/types.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { TOOL_VERSION } from '../../worker/tool-version.js';
+import type { HostReport } from '../../workflows/fleet/inventory-types.js';
+import { compareVersions } from '../../workflows/types.js';
 import { venvPath } from './backup.js';
 import { readInstalledVersion } from './gateway.js';
 import { readGate } from './health-gate.js';
-import { STRICT_SIGNATURE_FROM } from './release-eras.js';
+import { STRICT_SIGNATURE_FROM } from '../release-eras.js';
 
 const DIST_INFO = /^defenseclaw-(\d{1,9}\.\d{1,9}\.\d{1,9})\.dist-info$/;
 

@@ -19,9 +19,9 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import type { Channel } from '../workflows/fleet/channel-types.js';
-import { CHANNELS } from '../workflows/fleet/channel-types.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import type { Channel } from '../../workflows/fleet/channel-types.js';
+import { CHANNELS } from '../../workflows/fleet/channel-types.js';
 import {
   CHANNEL_BRANCH,
   CHANNEL_BUNDLE,
@@ -35,11 +35,11 @@ import {
   parseLegacyBundle,
   type ChannelDocument,
 } from './channel-document.js';
-import { run, which } from './exec.js';
-import { OIDC_ISSUER } from './release-eras.js';
-import { apiGetJson, fetchSmallFile, resolveRelease } from './releases.js';
-import { checkIdentity, readCertificate, signatureVerifies } from './signature.js';
-import { FailureType, activityContext, refuse, validated } from './support.js';
+import { run, which } from '../exec.js';
+import { OIDC_ISSUER } from '../release-eras.js';
+import { apiGetJson, fetchSmallFile, resolveRelease } from '../releases.js';
+import { checkIdentity, readCertificate, signatureVerifies } from '../host/signature.js';
+import { FailureType, activityContext, refuse, validated } from '../support.js';
 
 /** Failure type of a channel that is missing, malformed, unsigned or signed by anyone else. */
 export const CHANNEL_REFUSED = 'ChannelRefused';

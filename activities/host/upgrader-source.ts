@@ -8,10 +8,10 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { HostConfig, UpgraderSource } from '../worker/host-config.js';
-import { describeHttpError, httpRequest } from './http.js';
-import { parseChecksums } from './release-eras.js';
-import { FailureType, cancellationSignal, heartbeat, refuse } from './support.js';
+import type { HostConfig, UpgraderSource } from '../../worker/host-config.js';
+import { describeHttpError, httpRequest } from '../http.js';
+import { parseChecksums } from '../release-eras.js';
+import { FailureType, cancellationSignal, heartbeat, refuse } from '../support.js';
 
 export const PACKAGE_NAME = 'defenseclaw-upgrade';
 const SMALL_LIMIT = 16 * 1024 * 1024;

@@ -5,10 +5,10 @@
  */
 import path from 'node:path';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import { VersionSchema } from '../workflows/types.js';
-import { run } from './exec.js';
-import { lstatOrUndefined } from './fsutil.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { VersionSchema } from '../../workflows/types.js';
+import { run } from '../exec.js';
+import { lstatOrUndefined } from '../fsutil.js';
 import {
   NativeRefusal,
   advisoryHeld,
@@ -21,7 +21,7 @@ import {
   takeLocks,
   wasReleased,
 } from './native-lock.js';
-import { FailureType, activityContext, heartbeat, refuse, sleep, validated } from './support.js';
+import { FailureType, activityContext, heartbeat, refuse, sleep, validated } from '../support.js';
 import { MAX_RECEIPTS, ReceiptQueueFull, queueFullRefusal, queueLength } from './upgrade-receipt.js';
 
 /** DefenseClaw's recovery journals: `defenseclaw upgrade` refuses while either exists (cli/defenseclaw/main.py). */

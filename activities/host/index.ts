@@ -3,9 +3,9 @@
  * this host's worker read at start. Workflows see only these names and their types.
  */
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import type { TicketRelease } from '../workflows/release-ticket.js';
-import { HostNameSchema } from '../workflows/types.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import type { TicketRelease } from '../../workflows/release-ticket.js';
+import { HostNameSchema } from '../../workflows/types.js';
 import * as artifacts from './artifacts.js';
 import * as backup from './backup.js';
 import * as gateway from './gateway.js';
@@ -16,11 +16,11 @@ import { readInventory } from './inventory.js';
 import * as migrations from './migrations.js';
 import * as nativeRecords from './native-records.js';
 import { detectPlatform } from './platform.js';
-import * as releases from './releases.js';
+import * as releases from '../releases.js';
 import * as releaseTicket from './release-ticket.js';
 import * as signature from './signature.js';
 import * as receipts from './upgrade-receipt.js';
-import { FailureType, refuse, validated, withHeartbeat } from './support.js';
+import { FailureType, refuse, validated, withHeartbeat } from '../support.js';
 import * as upgrader from './upgrader-update.js';
 
 export function createActivities(config: HostConfig) {

@@ -6,12 +6,12 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import { BackupIdSchema, VersionSchema } from '../workflows/types.js';
-import { atomicCopy, atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, sha256File } from './fsutil.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { BackupIdSchema, VersionSchema } from '../../workflows/types.js';
+import { atomicCopy, atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, sha256File } from '../fsutil.js';
 import { gatewayBinary } from './gateway.js';
 import { BACKUP_ITEMS, liveRoots, openclawHomeFrom, type Root, type Roots } from './host-files.js';
-import { FailureType, refuse, validated } from './support.js';
+import { FailureType, refuse, validated } from '../support.js';
 
 const MAX_TREE_ENTRIES = 10_000;
 const RelPath = z

@@ -9,8 +9,8 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { parseYamlStrict } from './yaml-file.js';
-import type { HostConfig } from '../worker/host-config.js';
+import { parseYamlStrict } from '../yaml-file.js';
+import type { HostConfig } from '../../worker/host-config.js';
 
 export type Root = 'data' | 'openclaw';
 

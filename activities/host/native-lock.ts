@@ -16,9 +16,9 @@ import { constants as C } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { HostConfig } from '../worker/host-config.js';
-import { fsyncDir, lstatOrUndefined } from './fsutil.js';
-import { refuse } from './support.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { fsyncDir, lstatOrUndefined } from '../fsutil.js';
+import { refuse } from '../support.js';
 
 export const RECOVERY_DIR = '.upgrade-recovery';
 export const LOCK_FILE = 'upgrade.lock';

@@ -14,9 +14,9 @@ import { constants as C } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import { fsyncDir, lstatOrUndefined } from './fsutil.js';
-import { FailureType, heartbeat, refuse, sleep, validated } from './support.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { fsyncDir, lstatOrUndefined } from '../fsutil.js';
+import { FailureType, heartbeat, refuse, sleep, validated } from '../support.js';
 
 export const RECEIPT_DIR = '.upgrade-receipts';
 export const MAX_RECEIPTS = 64;

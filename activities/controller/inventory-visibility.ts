@@ -10,7 +10,7 @@ import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { z } from 'zod';
-import { INVENTORY_LIMITS, type HostVisibility } from '../workflows/fleet/inventory-types.js';
+import { INVENTORY_LIMITS, type HostVisibility } from '../../workflows/fleet/inventory-types.js';
 import {
   HostNameSchema,
   SEARCH_ATTRIBUTES,
@@ -19,8 +19,8 @@ import {
   WORKFLOW_UPGRADE,
   hostWorkflowId,
   taskQueueForHost,
-} from '../workflows/types.js';
-import { validated } from './support.js';
+} from '../../workflows/types.js';
+import { validated } from '../support.js';
 
 const Input = z
   .object({

@@ -11,12 +11,12 @@
  */
 import { request } from 'undici';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import { collectSecrets } from '../worker/logging.js';
-import { CounterNameSchema, RING_LIMITS } from '../workflows/fleet/ring-types.js';
-import { run } from './exec.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { collectSecrets } from '../../worker/logging.js';
+import { CounterNameSchema, RING_LIMITS } from '../../workflows/fleet/ring-types.js';
+import { run } from '../exec.js';
 import { readGatewayApi } from './health.js';
-import { FailureType, cancellationSignal, refuse, scrub, validated } from './support.js';
+import { FailureType, cancellationSignal, refuse, scrub, validated } from '../support.js';
 
 const ReadGateInput = z
   .object({

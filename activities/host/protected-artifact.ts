@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
-import { FailureType, refuse } from './support.js';
+import { FailureType, refuse } from '../support.js';
 
 export const PROTECTED_MAGIC = Buffer.from('DEFENSECLAW-PROTECTED-ARTIFACT-V1\n', 'ascii');
 export const PROTECTED_XOR = 0xa5;

@@ -9,8 +9,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import { z } from 'zod';
-import { ROLLOUT_EVENT_KINDS, ROLLOUT_VERDICTS, type RolloutEvent } from '../workflows/fleet/ring-types.js';
-import { validated } from './support.js';
+import { ROLLOUT_EVENT_KINDS, ROLLOUT_VERDICTS, type RolloutEvent } from '../../workflows/fleet/ring-types.js';
+import { validated } from '../support.js';
 
 export const WEBHOOK_ENV = 'DEFENSECLAW_UPGRADE_WEBHOOK_URL';
 const TIMEOUT_MS = 10_000;

@@ -11,14 +11,14 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { Parser, type ReadEntry } from 'tar';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import { VersionSchema, type ArtifactInfo } from '../workflows/types.js';
-import { lstatOrUndefined, ensureRealDir, inside, readHead, sha256File } from './fsutil.js';
-import { describeHttpError, httpRequest } from './http.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { VersionSchema, type ArtifactInfo } from '../../workflows/types.js';
+import { lstatOrUndefined, ensureRealDir, inside, readHead, sha256File } from '../fsutil.js';
+import { describeHttpError, httpRequest } from '../http.js';
 import { decodeProtected } from './protected-artifact.js';
-import { isProtectedName, isRefusalEnvelope, isReleaseAssetName, parseChecksums } from './release-eras.js';
-import { assetNames, assetUrl, headAsset } from './releases.js';
-import { run } from './exec.js';
+import { isProtectedName, isRefusalEnvelope, isReleaseAssetName, parseChecksums } from '../release-eras.js';
+import { assetNames, assetUrl, headAsset } from '../releases.js';
+import { run } from '../exec.js';
 import {
   FailureType,
   cancellationSignal,
@@ -27,7 +27,7 @@ import {
   refuse,
   validated,
   activityContext,
-} from './support.js';
+} from '../support.js';
 
 /** The largest gateway executable we accept out of a tarball. */
 export const MAX_EXTRACTED_BYTES = 256 * 1024 * 1024;

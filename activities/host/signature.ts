@@ -15,12 +15,12 @@ import { X509Certificate, verify as verifySig } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import { VersionSchema, compareVersions, type SignatureStatus } from '../workflows/types.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { VersionSchema, compareVersions, type SignatureStatus } from '../../workflows/types.js';
 import { stagingDir } from './artifacts.js';
-import { run, which } from './exec.js';
-import { OIDC_ISSUER, STRICT_SIGNATURE_FROM, acceptedIdentities } from './release-eras.js';
-import { FailureType, activityContext, refuse, validated } from './support.js';
+import { run, which } from '../exec.js';
+import { OIDC_ISSUER, STRICT_SIGNATURE_FROM, acceptedIdentities } from '../release-eras.js';
+import { FailureType, activityContext, refuse, validated } from '../support.js';
 
 const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder name');
 const VerifySignatureInput = z.object({ version: VersionSchema, stagingId: STAGING_ID, signed: z.boolean() }).strict();

@@ -10,11 +10,11 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { request } from 'undici';
-import { parseYamlStrict } from './yaml-file.js';
+import { parseYamlStrict } from '../yaml-file.js';
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
-import { LIMITS, VersionSchema } from '../workflows/types.js';
-import { FailureType, cancellationSignal, heartbeat, lastHeartbeat, refuse, sleep, validated } from './support.js';
+import type { HostConfig } from '../../worker/host-config.js';
+import { LIMITS, VersionSchema } from '../../workflows/types.js';
+import { FailureType, cancellationSignal, heartbeat, lastHeartbeat, refuse, sleep, validated } from '../support.js';
 
 const STATES = ['starting', 'running', 'reconnecting', 'stopped', 'error', 'disabled'] as const;
 

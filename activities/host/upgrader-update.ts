@@ -8,9 +8,9 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import type { HostConfig, UpgraderSource } from '../worker/host-config.js';
-import { requestRestart, restartAvailable } from '../worker/restart.js';
-import { TOOL_VERSION } from '../worker/tool-version.js';
+import type { HostConfig, UpgraderSource } from '../../worker/host-config.js';
+import { requestRestart, restartAvailable } from '../../worker/restart.js';
+import { TOOL_VERSION } from '../../worker/tool-version.js';
 import {
   DEFAULT_SWITCH_DEADLINE_SECONDS,
   UpgraderVersionSchema,
@@ -21,11 +21,11 @@ import {
   writeAtomic,
   type RevertRecord,
   type SwitchRecord,
-} from '../worker/upgrader-root.js';
-import { run, which } from './exec.js';
+} from '../../worker/upgrader-root.js';
+import { run, which } from '../exec.js';
 import { fetchBundle, fetchFromRegistry, type Fetched } from './upgrader-source.js';
 import { UnsafeUpgraderArchive, checkUpgraderArchive, unpackUpgraderArchive } from './upgrader-unpack.js';
-import { FailureType, activityContext, refuse, validated } from './support.js';
+import { FailureType, activityContext, refuse, validated } from '../support.js';
 
 export const NotUnderLauncher = 'NotUnderLauncher';
 const ENTRIES = ['dist/client/main.js', 'node_modules/defenseclaw-upgrade/dist/client/main.js'];

@@ -8,7 +8,7 @@
  *
  * Pure: no I/O.
  */
-import { isVersion } from '../workflows/types.js';
+import { isVersion } from '../../workflows/types.js';
 
 export const CHANNEL_BRANCH = 'release-channel';
 export const CHANNEL_FILE = 'stable.txt';

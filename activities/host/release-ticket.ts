@@ -12,17 +12,17 @@
  *   follow are checked against these digests and the signature verified on the host, as always.
  */
 import { z } from 'zod';
-import type { HostConfig } from '../worker/host-config.js';
+import type { HostConfig } from '../../worker/host-config.js';
 import {
   TicketReleaseSchema,
   type ReleaseTicket,
   type TicketAsset,
   type TicketRelease,
-} from '../workflows/release-ticket.js';
-import type { ReleaseAsset } from '../workflows/release-layout.js';
-import { CHECKSUMS, MANIFEST, digestOf, isReleaseAssetName, releaseAssetNames } from './release-eras.js';
-import { ResolveInput, fetchRelease, headAsset, readLayout, type ResolvedRelease } from './releases.js';
-import { FailureType, refuse, validated } from './support.js';
+} from '../../workflows/release-ticket.js';
+import type { ReleaseAsset } from '../../workflows/release-layout.js';
+import { CHECKSUMS, MANIFEST, digestOf, isReleaseAssetName, releaseAssetNames } from '../release-eras.js';
+import { ResolveInput, fetchRelease, headAsset, readLayout, type ResolvedRelease } from '../releases.js';
+import { FailureType, refuse, validated } from '../support.js';
 
 /** Activity (the rollout's resolver): the release resolved once, as a ticket for every host. */
 export async function issueReleaseTicket(config: HostConfig, rawInput: unknown): Promise<ReleaseTicket> {
