@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { connectTemporal } from '../client/temporal.js';
 import { AGENT_WORKFLOW_QUEUE } from '../workflows/types.js';
-import { agentPaths, agentStatus, ensureAgent, isAlive, stopAgent, type AgentInfo } from '../worker/agent.js';
+import { agentPaths, agentStatus, ensureAgent, isAlive, stopAgent, type AgentInfo } from '../worker/agent/agent.js';
 import { DEFAULT_WORKFLOW_BUNDLE, DEFAULT_WORKFLOWS_PATH } from '../worker/worker.js';
 import { parseWorkerIdentity } from '../worker/identity.js';
 import { TOOL_VERSION } from '../worker/tool-version.js';

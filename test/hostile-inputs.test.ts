@@ -19,7 +19,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import * as backup from '../activities/host/backup.js';
 import type { UpgradeResult } from '../workflows/types.js';
 import type { HostSnapshot } from './fixtures/host/sim-host.js';
-import { startDevServer } from '../worker/dev-server.js';
+import { startDevServer } from '../worker/agent/dev-server.js';
 import { activityHistory, type ActivityRecord } from './helpers/history.js';
 import { Harness, type HostUnderTest } from './helpers/harness.js';
 import { temporalCliPath } from './helpers/temporal.js';

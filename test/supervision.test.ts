@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { connectTemporal } from '../client/temporal.js';
 import { FATAL_EXIT_CODE } from '../worker/crash-guard.js';
-import { isAlive, readAgentInfo } from '../worker/agent.js';
+import { isAlive, readAgentInfo } from '../worker/agent/agent.js';
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 import { CLI_MAIN as CLI, runCli } from './helpers/cli.js';

@@ -14,7 +14,7 @@ import { describe, it } from 'node:test';
 import { execa } from 'execa';
 import { NativeConnection } from '@temporalio/worker';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
-import { startDevServer, type DevServer } from '../worker/dev-server.js';
+import { startDevServer, type DevServer } from '../worker/agent/dev-server.js';
 import { loadHostConfig } from '../worker/host-config.js';
 import { createHostWorker, createWorkflowWorker, installRuntime } from '../worker/worker.js';
 import { FLEET_TASK_QUEUE } from '../workflows/fleet/fleet-types.js';

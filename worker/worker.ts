@@ -20,7 +20,7 @@ import { createControllerActivities } from '../activities/controller/controller.
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
 import { shortHostname, workerIdentity } from './identity.js';
 import { installCrashGuard, trackActivities, type CrashGuardOptions } from './crash-guard.js';
-import { ensureSearchAttributes } from './dev-server.js';
+import { ensureSearchAttributes } from './agent/dev-server.js';
 import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
 import { diagnoseTls } from './tls-diagnosis.js';
 import { markReadyWhenPolling } from './ready-mark.js';

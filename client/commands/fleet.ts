@@ -29,7 +29,7 @@ import Table from 'cli-table3';
 import { Command, Option } from 'commander';
 import logUpdate from 'log-update';
 import { createControllerActivities } from '../../activities/controller/controller.js';
-import { ensureAgent } from '../../worker/agent.js';
+import { ensureAgent } from '../../worker/agent/agent.js';
 import { shortHostname, workerIdentity } from '../../worker/identity.js';
 import { controllerRuntimeOptions, serveControllerMetrics } from '../../worker/metrics.js';
 import {

@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { Connection } from '@temporalio/client';
 import { execa } from 'execa';
 import { isPortFree, PortInUseError } from './dev-server.js';
-import { loadHostConfig, type HostConfigOverrides, type ReleaseSource } from './host-config.js';
+import { loadHostConfig, type HostConfigOverrides, type ReleaseSource } from '../host-config.js';
 import { findTemporalCli } from './temporal-cli.js';
 
 export type AgentState = 'starting' | 'ready' | 'stopping' | 'stopped' | 'failed';

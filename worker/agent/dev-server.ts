@@ -8,7 +8,7 @@ import fsp from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { Connection, isGrpcServiceError } from '@temporalio/client';
-import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
+import { SEARCH_ATTRIBUTES } from '../../workflows/types.js';
 import { scrubEnv } from './temporal-cli.js';
 
 export const LOOPBACK = '127.0.0.1';

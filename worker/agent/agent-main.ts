@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
-import { AGENT_WORKFLOW_QUEUE } from '../workflows/types.js';
+import { AGENT_WORKFLOW_QUEUE } from '../../workflows/types.js';
 import {
   agentIdleSeconds,
   agentPaths,
@@ -19,9 +19,9 @@ import {
   type AgentLaunchConfig,
 } from './agent.js';
 import { freePort, PortInUseError, preferPort, startDevServer, type DevServer } from './dev-server.js';
-import { loadHostConfig } from './host-config.js';
-import { workerIdentity } from './identity.js';
-import { TOOL_VERSION } from './tool-version.js';
+import { loadHostConfig } from '../host-config.js';
+import { workerIdentity } from '../identity.js';
+import { TOOL_VERSION } from '../tool-version.js';
 import {
   createHostWorker,
   createWorkflowWorker,
@@ -29,7 +29,7 @@ import {
   guardWorkerProcess,
   installRuntime,
   runtimeLogger,
-} from './worker.js';
+} from '../worker.js';
 
 function parseArgs(argv: string[]): AgentLaunchConfig {
   const i = argv.indexOf('--config');
