@@ -20,7 +20,7 @@
  */
 import os from 'node:os';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { fleetResultOf } from '../client/commands/fleet.js';
+import { fleetResultOf } from '../client/commands/fleet/progress.js';
 import { startReleaseServer } from '../test/fixtures/releases/server.js';
 import { FleetSim, spawnFleetWorker, startFleet, type FleetWorkerProcess } from '../test/helpers/fleet-sim.js';
 import { startTestEnvironment } from '../test/helpers/temporal.js';

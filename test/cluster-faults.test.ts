@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { NativeConnection } from '@temporalio/worker';
-import { fleetResultOf } from '../client/commands/fleet.js';
+import { fleetResultOf } from '../client/commands/fleet/progress.js';
 import { installRuntime } from '../worker/worker.js';
 import { fleetProgressQuery } from '../workflows/fleet/fleet-types.js';
 import { hostWorkflowId, type UpgradeResult } from '../workflows/types.js';

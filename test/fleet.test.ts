@@ -12,7 +12,8 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
-import { fleetResultOf, renderFleet } from '../client/commands/fleet.js';
+import { fleetResultOf } from '../client/commands/fleet/progress.js';
+import { renderFleet } from '../client/commands/fleet/table.js';
 import { HostListError, parseHostsFile, parseHostsList } from '../client/hosts-list.js';
 import type { fleetRollout } from '../workflows/fleet/fleet.js';
 import {

@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { heartbeat } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { fleetResultOf } from '../client/commands/fleet.js';
+import { fleetResultOf } from '../client/commands/fleet/progress.js';
 import { TOOL_VERSION } from '../worker/tool-version.js';
 import {
   STANDING_INVENTORY_ID,

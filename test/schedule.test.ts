@@ -22,7 +22,7 @@ import {
   listChannelSchedules,
   parseEvery,
   triggerChannelSchedule,
-} from '../client/commands/schedule.js';
+} from '../client/commands/fleet/schedule.js';
 import { UsageError } from '../client/errors.js';
 import { loadHostConfig } from '../worker/host-config.js';
 import {

@@ -23,7 +23,7 @@ import {
   readChannelSchedule,
   readPreviousRollout,
   updateChannelState,
-} from '../../activities/controller/schedule-state.js';
+} from '../../../activities/controller/schedule-state.js';
 import {
   CHANNELS,
   CHANNEL_LIMITS,
@@ -38,14 +38,14 @@ import {
   type CheckChannelInput,
   type CheckChannelResult,
   type SkipEntry,
-} from '../../workflows/fleet/channel-types.js';
-import { FLEET_TASK_QUEUE } from '../../workflows/fleet/fleet-types.js';
-import type { RolloutPlan } from '../../workflows/fleet/ring-types.js';
-import { IdSchema, VersionSchema } from '../../workflows/types.js';
-import { connectTarget } from '../connect.js';
-import { CliFailure, UsageError, action, oneLine } from '../errors.js';
-import { readPlanFile } from '../rollout-plan.js';
-import { flag, requestedBy } from './shared.js';
+} from '../../../workflows/fleet/channel-types.js';
+import { FLEET_TASK_QUEUE } from '../../../workflows/fleet/fleet-types.js';
+import type { RolloutPlan } from '../../../workflows/fleet/ring-types.js';
+import { IdSchema, VersionSchema } from '../../../workflows/types.js';
+import { connectTarget } from '../../connect.js';
+import { CliFailure, UsageError, action, oneLine } from '../../errors.js';
+import { readPlanFile } from '../../rollout-plan.js';
+import { flag, requestedBy } from '../shared.js';
 
 // -------------------------------------------------------------------------------------------------
 // Flags (pure)

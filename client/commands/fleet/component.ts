@@ -9,8 +9,8 @@ import {
   hostWorkflowId,
   workerUpdateWorkflowId,
   type RolloutComponent,
-} from '../../workflows/types.js';
-import { UsageError } from '../errors.js';
+} from '../../../workflows/types.js';
+import { UsageError } from '../../errors.js';
 
 export function componentOption(): Option {
   return new Option(

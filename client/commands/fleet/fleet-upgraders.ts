@@ -6,10 +6,10 @@
  */
 import type { Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { parseWorkerIdentity } from '../../worker/identity.js';
-import type { FleetProgress } from '../../workflows/fleet/fleet-types.js';
-import { taskQueueForHost } from '../../workflows/types.js';
-import { pollerFreshSeconds } from '../supervise.js';
+import { parseWorkerIdentity } from '../../../worker/identity.js';
+import type { FleetProgress } from '../../../workflows/fleet/fleet-types.js';
+import { taskQueueForHost } from '../../../workflows/types.js';
+import { pollerFreshSeconds } from '../../supervise.js';
 
 /** Per host, the upgrader version its worker reports. */
 export type UpgraderVersions = Map<string, string>;

@@ -10,21 +10,21 @@ import { randomBytes } from 'node:crypto';
 import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { Command, Option } from 'commander';
-import type { fleetInventory } from '../../workflows/fleet/inventory.js';
+import type { fleetInventory } from '../../../workflows/fleet/inventory.js';
 import {
   INVENTORY_LIMITS,
   STANDING_INVENTORY_ID,
   WORKFLOW_INVENTORY,
   standingInventoryQuery,
   type InventoryResult,
-} from '../../workflows/fleet/inventory-types.js';
-import { TaskQueueSchema } from '../../workflows/types.js';
-import { connectTarget } from '../connect.js';
-import { CliFailure, UsageError, action, oneLine } from '../errors.js';
-import { inventoryJson, renderInventory } from '../render/inventory.js';
+} from '../../../workflows/fleet/inventory-types.js';
+import { TaskQueueSchema } from '../../../workflows/types.js';
+import { connectTarget } from '../../connect.js';
+import { CliFailure, UsageError, action, oneLine } from '../../errors.js';
+import { inventoryJson, renderInventory } from '../../render/inventory.js';
 import { addHostSourceOptions, behindFlag, inventoryInputFromFlags, type InventoryFlags } from './inventory-input.js';
 import { registerInventoryScheduleCommands } from './inventory-schedule.js';
-import { flag } from './shared.js';
+import { flag } from '../shared.js';
 
 async function hasPollers(client: Client, queue: string): Promise<boolean> {
   try {

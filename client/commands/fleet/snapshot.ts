@@ -5,7 +5,7 @@
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { QueryDefinition } from '@temporalio/common';
-import { CliFailure, oneLine } from '../errors.js';
+import { CliFailure, oneLine } from '../../errors.js';
 
 /** A promise that rejects after `ms`. */
 export function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {

@@ -17,9 +17,9 @@ import {
 import { defineSearchAttributeKey } from '@temporalio/common';
 import Table from 'cli-table3';
 import type { Command } from 'commander';
-import { FLEET_TASK_QUEUE, resolveLimit } from '../../workflows/fleet/fleet-types.js';
-import { describeWindow } from '../../workflows/fleet/maintenance-window.js';
-import type { ringRollout } from '../../workflows/fleet/rings.js';
+import { FLEET_TASK_QUEUE, resolveLimit } from '../../../workflows/fleet/fleet-types.js';
+import { describeWindow } from '../../../workflows/fleet/maintenance-window.js';
+import type { ringRollout } from '../../../workflows/fleet/rings.js';
 import {
   WORKFLOW_RINGS,
   ringProgressQuery,
@@ -27,14 +27,14 @@ import {
   type RingRolloutInput,
   type RingRolloutResult,
   type RolloutPlan,
-} from '../../workflows/fleet/ring-types.js';
-import { IdSchema, SEARCH_ATTRIBUTES, VersionSchema, type RolloutComponent } from '../../workflows/types.js';
-import { connectTarget } from '../connect.js';
-import { CliFailure, UsageError, action, oneLine } from '../errors.js';
-import { color } from '../render/format.js';
-import { readPlanFile } from '../rollout-plan.js';
+} from '../../../workflows/fleet/ring-types.js';
+import { IdSchema, SEARCH_ATTRIBUTES, VersionSchema, type RolloutComponent } from '../../../workflows/types.js';
+import { connectTarget } from '../../connect.js';
+import { CliFailure, UsageError, action, oneLine } from '../../errors.js';
+import { color } from '../../render/format.js';
+import { readPlanFile } from '../../rollout-plan.js';
 import { componentFromFlag, componentOption, componentPrefix, targetText } from './component.js';
-import { flag, interactiveTerminal, link, requestedBy } from './shared.js';
+import { flag, interactiveTerminal, link, requestedBy } from '../shared.js';
 import { workflowSnapshot } from './snapshot.js';
 
 interface RolloutFlags {

@@ -13,13 +13,13 @@ import {
   INVENTORY_SCHEDULE_ID,
   STANDING_INVENTORY_ID,
   WORKFLOW_STANDING_INVENTORY,
-} from '../../workflows/fleet/inventory-types.js';
-import type { refreshInventory, standingInventory } from '../../workflows/fleet/standing-inventory.js';
-import { TaskQueueSchema } from '../../workflows/types.js';
-import { connectTarget } from '../connect.js';
-import { CliFailure, action } from '../errors.js';
+} from '../../../workflows/fleet/inventory-types.js';
+import type { refreshInventory, standingInventory } from '../../../workflows/fleet/standing-inventory.js';
+import { TaskQueueSchema } from '../../../workflows/types.js';
+import { connectTarget } from '../../connect.js';
+import { CliFailure, action } from '../../errors.js';
 import { addHostSourceOptions, inventoryInputFromFlags, type InventoryFlags } from './inventory-input.js';
-import { flag, requestedBy, seconds } from './shared.js';
+import { flag, requestedBy, seconds } from '../shared.js';
 
 const EVERY = { min: 10, max: 7 * 24 * 3600 };
 

@@ -4,12 +4,12 @@
  */
 import fs from 'node:fs/promises';
 import type { Command } from 'commander';
-import { INVENTORY_LIMITS, type InventoryInput } from '../../workflows/fleet/inventory-types.js';
-import { VersionSchema } from '../../workflows/types.js';
-import { UsageError, oneLine } from '../errors.js';
-import { parseHostsFile, parseHostsList } from '../hosts-list.js';
-import { readPlanFile } from '../rollout-plan.js';
-import { flag, seconds } from './shared.js';
+import { INVENTORY_LIMITS, type InventoryInput } from '../../../workflows/fleet/inventory-types.js';
+import { VersionSchema } from '../../../workflows/types.js';
+import { UsageError, oneLine } from '../../errors.js';
+import { parseHostsFile, parseHostsList } from '../../hosts-list.js';
+import { readPlanFile } from '../../rollout-plan.js';
+import { flag, seconds } from '../shared.js';
 
 export interface HostSourceFlags {
   hosts?: string;
