@@ -14,15 +14,15 @@ import { resolveChannel, verifyChannelSignature } from '../activities/controller
 import { ChannelError, FIELD_ORDER, commitFromRef, parseChannel } from '../activities/controller/channel-document.js';
 import { readChannelSchedule, updateChannelState } from '../activities/controller/schedule-state.js';
 import { parsePlan } from '../client/rollout-plan.js';
+import { parseEvery } from '../client/commands/fleet/schedule.js';
 import {
   clearChannelSkip,
   controlChannelSchedule,
   createChannelSchedule,
   describeChannelSchedule,
   listChannelSchedules,
-  parseEvery,
   triggerChannelSchedule,
-} from '../client/commands/fleet/schedule.js';
+} from '../client/commands/fleet/schedule-client.js';
 import { UsageError } from '../client/errors.js';
 import { loadHostConfig } from '../worker/host-config.js';
 import {
