@@ -6,7 +6,6 @@
  */
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { Gauge, Histogram, type Registry } from 'prom-client';
-import { WORKFLOW_RING_ROLLOUT } from '../workflows/fleet/channel-types.js';
 import { fleetProgressQuery } from '../workflows/fleet/fleet-types.js';
 import {
   STANDING_INVENTORY_ID,
@@ -14,7 +13,7 @@ import {
   hostsBehind,
   standingInventoryQuery,
 } from '../workflows/fleet/inventory-types.js';
-import { ringProgressQuery } from '../workflows/fleet/ring-types.js';
+import { WORKFLOW_RINGS, ringProgressQuery } from '../workflows/fleet/ring-types.js';
 import {
   SEARCH_ATTRIBUTES,
   WORKFLOW_FLEET,
@@ -224,7 +223,7 @@ export class ControllerMetrics {
   }
 
   private async rollouts(): Promise<void> {
-    const query = `WorkflowType IN ('${WORKFLOW_FLEET}', '${WORKFLOW_RING_ROLLOUT}') AND ExecutionStatus = 'Running'`;
+    const query = `WorkflowType IN ('${WORKFLOW_FLEET}', '${WORKFLOW_RINGS}') AND ExecutionStatus = 'Running'`;
     const running: Array<{ id: string; type: string }> = [];
     for await (const w of this.client.workflow.list({ query, pageSize: MAX_ROLLOUTS })) {
       running.push({ id: w.workflowId, type: w.type });

@@ -22,9 +22,6 @@ export type Channel = (typeof CHANNELS)[number];
 
 /** The workflow a channel schedule starts. */
 export const WORKFLOW_CHECK_CHANNEL = 'checkChannel';
-/** The ring rollout it starts (workflows/fleet/rings.ts, on the fleet queue). */
-export const WORKFLOW_RING_ROLLOUT = 'ringRollout';
-
 /** Verdicts that put a version on the skip list until an operator clears it. */
 export const SKIP_VERDICTS = ['ring-over-budget', 'gate-failed'] as const satisfies readonly RolloutVerdict[];
 export type SkipVerdict = (typeof SKIP_VERDICTS)[number];

@@ -23,14 +23,13 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ChannelActivities } from '../../activities/controller/channel-activities.js';
 import {
   CheckChannelInputSchema,
-  WORKFLOW_RING_ROLLOUT,
   decideCheck,
   rolloutIdFor,
   type CheckChannelInput,
   type CheckChannelResult,
 } from './channel-types.js';
 import { workflowTime } from '../clock.js';
-import type { RingRolloutInput } from './ring-types.js';
+import { WORKFLOW_RINGS, type RingRolloutInput } from './ring-types.js';
 import { validateInput } from '../run.js';
 
 const controller = proxyActivities<ChannelActivities>({
@@ -75,7 +74,7 @@ export async function checkChannel(rawInput: CheckChannelInput): Promise<CheckCh
     requestedBy: `schedule:${scheduleId}`.slice(0, 128),
   };
   try {
-    await startChild(WORKFLOW_RING_ROLLOUT, {
+    await startChild(WORKFLOW_RINGS, {
       workflowId: rolloutId,
       args: [rollout],
       parentClosePolicy: ParentClosePolicy.ABANDON,
