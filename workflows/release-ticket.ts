@@ -14,6 +14,12 @@
 import { z } from 'zod';
 import type { ReleaseEra } from './release-layout.js';
 
+/**
+ * patched() id of the ticket (issue 14): a host run given a rollout's ticket reads the release from
+ * it, and a fleet issues one; runs recorded before tickets resolved with resolveRelease, and replay so.
+ */
+export const RELEASE_TICKET = 'release-ticket';
+
 export const TICKET_LIMITS = {
   /** Files per release in a ticket (a host needs at most ~12: 4 gateways, wheel, checksums, manifest, signature). */
   assets: 24,

@@ -10,9 +10,6 @@ import type { ActivityInterfaceFor } from '@temporalio/workflow';
 import type { Activities } from '../../activities/host/index.js';
 import type { ReleaseTicket } from '../release-ticket.js';
 
-/** patched() id: a fleet recorded before tickets resolved with resolveRelease, and replays so. */
-export const RELEASE_TICKET = 'release-ticket';
-
 export async function rolloutTicket(
   acts: ActivityInterfaceFor<Activities>,
   input: { ticket?: ReleaseTicket; version?: string },

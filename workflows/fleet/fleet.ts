@@ -65,9 +65,9 @@ import {
   type FleetVerdict,
   type ValidFleetInput,
 } from './fleet-types.js';
-import { RELEASE_TICKET, rolloutTicket, ticketArgs } from './fleet-ticket.js';
+import { rolloutTicket, ticketArgs } from './fleet-ticket.js';
 import { waitJitter } from './jitter.js';
-import type { ReleaseTicket } from '../release-ticket.js';
+import { RELEASE_TICKET, type ReleaseTicket } from '../release-ticket.js';
 import type { rollbackHost } from '../host/rollback.js';
 import { fleetComponent, type FleetComponent } from './fleet-component.js';
 import {

@@ -20,7 +20,7 @@ import { upgradeHop, type Hop, type HopState } from './hop.js';
 import { DEFENSECLAW_RECORDS, closeRecords } from './records.js';
 import { discardVenv as discard } from './recover.js';
 import { routeTo } from '../release-layout.js';
-import { ticketRelease, type ReleaseTicket } from '../release-ticket.js';
+import { RELEASE_TICKET, ticketRelease, type ReleaseTicket } from '../release-ticket.js';
 import { HostRun, failureText, validateInput } from '../run.js';
 import { UpgradeInputSchema, compareVersions, type UpgradeInput, type UpgradeResult } from '../types.js';
 
@@ -127,9 +127,6 @@ export async function upgradeHost(rawInput: UpgradeInput): Promise<UpgradeResult
     }
   }
 }
-
-/** patched() id: a run given a rollout's release ticket reads the release from it (issue 14). */
-const RELEASE_TICKET = 'release-ticket';
 
 /**
  * The resolve step: through the releases API, or, given the rollout's ticket, from the host's own
