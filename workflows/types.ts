@@ -371,13 +371,6 @@ export interface UpgradeResult {
   }>;
 }
 
-/** Update name the CLI uses to answer the plan. */
-export const UPDATE_CONFIRM = 'confirm';
-/** Query name that answers UpgradeProgress. */
-export const QUERY_PROGRESS = 'progress';
-/** Signal name that cancels an upgrade politely (compensating as needed). */
-export const SIGNAL_CANCEL = 'cancel';
-
 export interface ConfirmAnswer {
   approve: boolean;
   by?: string;
