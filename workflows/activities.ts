@@ -99,7 +99,7 @@ export const holding = routed({
 /**
  * Activities sent to one host's own queue from a workflow that runs elsewhere (ring rollouts):
  * a worker that does not pick one up within `answerSeconds` fails it with a SCHEDULE_TO_START
- * timeout (see notPickedUp in fleet.ts), so a host without a worker is noticed. `queue` replaces
+ * timeout (see notPickedUp in fleet/fleet.ts), so a host without a worker is noticed. `queue` replaces
  * the host's own queue when the rollout serves every host from one (a plan's `taskQueue`).
  */
 export function onHost(
@@ -123,7 +123,7 @@ export type UpgraderActivities = Pick<Activities, 'updateUpgrader' | 'upgraderSw
  * by side and switches (a download and maybe an `npm install`: minutes), then its worker restarts:
  * an attempt cut short by that restart is retried on the restarted worker, which answers at once
  * (already switched). A worker that does not pick one up within `answerSeconds` fails it with a
- * SCHEDULE_TO_START timeout (notPickedUp in fleet.ts).
+ * SCHEDULE_TO_START timeout (notPickedUp in fleet/fleet.ts).
  */
 export function upgraderOnHost(queue: string, answerSeconds: number): ActivityInterfaceFor<UpgraderActivities> {
   return proxyActivities<UpgraderActivities>({
