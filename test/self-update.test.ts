@@ -20,7 +20,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { updateUpgrader, upgraderSwitchOutcome } from '../activities/host/upgrader-update.js';
-import { isAlive } from '../worker/agent/agent.js';
+import { isAlive } from '../worker/agent/processes.js';
 import { loadHostConfig } from '../worker/host-config.js';
 import { onRestartRequested } from '../worker/restart.js';
 import { createHostWorker, createWorkflowWorker } from '../worker/worker.js';
