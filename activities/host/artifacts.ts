@@ -2,19 +2,18 @@
  * Getting a release onto the host without touching anything live: a private staging folder,
  * pre-flight HEADs, resumable downloads checked while they stream against the digest the release
  * layout expects (checksums.txt, or GitHub's digest), protected payloads decoded, and a tarball
- * extracted with suspicion. The signature: signature.ts.
+ * extracted with suspicion (extract.ts). The signature: signature.ts.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
-import { Parser, type ReadEntry } from 'tar';
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
 import { VersionSchema, type ArtifactInfo } from '../../workflows/types.js';
 import { lstatOrUndefined, ensureRealDir, inside, readHead, sha256File } from '../fsutil.js';
 import { describeHttpError, httpRequest } from '../http.js';
+import { UnsafeArchiveError, extractGateway } from './extract.js';
 import { decodeProtected } from './protected-artifact.js';
 import { isProtectedName, isRefusalEnvelope, isReleaseAssetName, parseChecksums } from '../release-eras.js';
 import { assetNames, assetUrl, headAsset } from '../releases.js';
@@ -29,8 +28,6 @@ import {
   activityContext,
 } from '../support.js';
 
-/** The largest gateway executable we accept out of a tarball. */
-export const MAX_EXTRACTED_BYTES = 256 * 1024 * 1024;
 const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder name');
 const PlatformSchema = z.object({ os: z.enum(['linux', 'darwin']), arch: z.enum(['amd64', 'arm64']) }).strict();
 
@@ -318,79 +315,6 @@ export async function downloadArtifact(config: HostConfig, rawInput: unknown): P
 async function restartDownload(config: HostConfig, rawInput: unknown, part: string): Promise<ArtifactInfo> {
   await fs.rm(part, { force: true });
   return downloadArtifact(config, rawInput);
-}
-
-// ------------------------------------------------------------------ safe extraction
-
-export class UnsafeArchiveError extends Error {
-  override readonly name = 'UnsafeArchiveError';
-}
-
-/** Why an entry is refused, or undefined when it is a plain file or folder inside the archive. */
-export function entryProblem(entry: { path: string; type: string; size?: number }): string | undefined {
-  const p = entry.path;
-  if (p.length > 1024) return 'a name longer than 1024 characters';
-  if (p.includes('\0')) return 'a NUL in a name';
-  if (p.startsWith('/') || /^[A-Za-z]:/.test(p) || p.startsWith('\\')) return `an absolute path (${p.slice(0, 80)})`;
-  if (p.split(/[\\/]+/).includes('..')) return `a path with .. (${p.slice(0, 80)})`;
-  if (entry.type === 'SymbolicLink' || entry.type === 'Link') return `a link (${p.slice(0, 80)})`;
-  if (
-    entry.type !== 'File' &&
-    entry.type !== 'OldFile' &&
-    entry.type !== 'ContiguousFile' &&
-    entry.type !== 'Directory'
-  ) {
-    return `an entry of type ${entry.type} (${p.slice(0, 80)})`;
-  }
-  return undefined;
-}
-
-/**
- * Reads a gateway tarball with tar's parser and writes out only the `defenseclaw` executable.
- * Refuses absolute paths, `..`, links, special files, repeated names and oversized content;
- * nothing but `outFile` is ever written.
- */
-export async function extractGateway(tarball: string, outFile: string, maxBytes = MAX_EXTRACTED_BYTES): Promise<void> {
-  let found = false;
-  let totalBytes = 0;
-  let problem: string | undefined;
-  const writes: Promise<void>[] = [];
-  const open: ReadEntry[] = [];
-  const parser = new Parser({ strict: true });
-  parser.on('entry', (entry: ReadEntry) => {
-    const why = problem ?? entryProblem({ path: entry.path, type: entry.type, size: entry.size });
-    totalBytes += entry.size ?? 0;
-    if (!problem && why) problem = why;
-    if (!problem && totalBytes > maxBytes) problem = `more than ${maxBytes} bytes of content`;
-    const name = entry.path.replace(/^(\.\/)+/, '');
-    if (!problem && entry.type !== 'Directory' && name === 'defenseclaw') {
-      if (found) problem = 'two entries named defenseclaw';
-      else {
-        found = true;
-        open.push(entry);
-        writes.push(pipeline(entry, createWriteStream(outFile, { flags: 'wx', mode: 0o700 })));
-        return;
-      }
-    }
-    entry.resume();
-  });
-  try {
-    await pipeline(createReadStream(tarball), parser);
-    await Promise.all(writes);
-  } catch (err) {
-    // The parser can fail while the executable is still being written: stop that write and let
-    // it settle before removing the file, or the file would be created again behind the removal.
-    for (const entry of open) entry.destroy();
-    await Promise.allSettled(writes);
-    await fs.rm(outFile, { force: true });
-    if (problem) throw new UnsafeArchiveError(`unsafe archive: ${problem}`);
-    throw new UnsafeArchiveError(`unreadable archive: ${(err as Error).message}`);
-  }
-  if (problem) {
-    await fs.rm(outFile, { force: true });
-    throw new UnsafeArchiveError(`unsafe archive: ${problem}`);
-  }
-  if (!found) throw new UnsafeArchiveError('the archive has no executable named defenseclaw');
 }
 
 // ------------------------------------------------------------------ stage the new binary
