@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
 import { createActivities } from '../activities/host/index.js';
-import { installRuntime } from '../worker/worker.js';
+import { installRuntime } from '../worker/runtime.js';
 import { createRealHost } from '../test/fixtures/host/real-host.js';
 import { realBuildsFor } from '../test/fixtures/releases/eras.js';
 import { Harness, type HostUnderTest } from '../test/helpers/harness.js';

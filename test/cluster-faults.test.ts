@@ -10,7 +10,7 @@ import fs from 'node:fs/promises';
 import { after, before, describe, it } from 'node:test';
 import { NativeConnection } from '@temporalio/worker';
 import { fleetResultOf } from '../client/commands/fleet/progress.js';
-import { installRuntime } from '../worker/worker.js';
+import { installRuntime } from '../worker/runtime.js';
 import { fleetProgressQuery } from '../workflows/fleet/fleet-types.js';
 import { hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
 import { startCluster, type Cluster } from './helpers/cluster.js';

@@ -25,7 +25,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import { createStaging, downloadArtifact } from '../activities/host/artifacts.js';
 import { httpRequest } from '../activities/http.js';
 import { loadHostConfig, type HostConfig } from '../worker/host-config.js';
-import { installRuntime } from '../worker/worker.js';
+import { installRuntime } from '../worker/runtime.js';
 import type { UpgradeResult } from '../workflows/types.js';
 import { EVIL_TARGET, hostPlatform, tarballName, wheelName, type MaliciousKind } from './fixtures/host/build.js';
 import type { HostSnapshot } from './fixtures/host/sim-host.js';

@@ -25,7 +25,7 @@ import type { NativeConnection, NativeConnectionOptions } from '@temporalio/work
 import { connectTemporal } from '../../client/temporal.js';
 import { isPortFree } from '../../worker/agent/dev-server.js';
 import { projectCacheDir } from '../../worker/agent/temporal-cli.js';
-import { connectWorker, workerConnectionOptions } from '../../worker/worker.js';
+import { connectWorker, workerConnectionOptions } from '../../worker/runtime.js';
 import { temporalCliPath } from './temporal.js';
 
 const run = promisify(execFile);

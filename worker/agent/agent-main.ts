@@ -22,14 +22,8 @@ import { freePort, PortInUseError, preferPort, startDevServer, type DevServer } 
 import { loadHostConfig } from '../host-config.js';
 import { workerIdentity } from '../identity.js';
 import { TOOL_VERSION } from '../tool-version.js';
-import {
-  createHostWorker,
-  createWorkflowWorker,
-  flushRuntimeLogs,
-  guardWorkerProcess,
-  installRuntime,
-  runtimeLogger,
-} from '../worker.js';
+import { createHostWorker, createWorkflowWorker } from '../worker.js';
+import { flushRuntimeLogs, guardWorkerProcess, installRuntime, runtimeLogger } from '../runtime.js';
 
 function parseArgs(argv: string[]): AgentLaunchConfig {
   const i = argv.indexOf('--config');

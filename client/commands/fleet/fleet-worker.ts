@@ -4,13 +4,8 @@ import { createControllerActivities } from '../../../activities/controller/contr
 import { ensureAgent } from '../../../worker/agent/agent.js';
 import { shortHostname, workerIdentity } from '../../../worker/identity.js';
 import { controllerRuntimeOptions, serveControllerMetrics } from '../../../worker/metrics.js';
-import {
-  connectWorker,
-  installRuntime,
-  resolveWorkflowCode,
-  runtimeLogger,
-  workerConnectionOptions,
-} from '../../../worker/worker.js';
+import { resolveWorkflowCode } from '../../../worker/worker.js';
+import { connectWorker, installRuntime, runtimeLogger, workerConnectionOptions } from '../../../worker/runtime.js';
 import { FLEET_TASK_QUEUE } from '../../../workflows/fleet/fleet-types.js';
 import { CliFailure } from '../../errors.js';
 import { temporalConfigured } from '../../temporal.js';
