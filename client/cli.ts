@@ -16,9 +16,8 @@ import { selfUpdateCommand } from './commands/self-update.js';
 import { showCommand } from './commands/show.js';
 import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
-import { registerFleetCommands } from './commands/fleet.js';
+import { registerFleetCommands } from './commands/fleet/register.js';
 import { registerWorkerServiceCommands } from './commands/worker-service.js';
-import { registerInventoryCommands } from './commands/inventory.js';
 import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
 
 export { TOOL_VERSION };
@@ -189,7 +188,6 @@ export function buildProgram(): Command {
     );
   registerFleetCommands(program);
   registerWorkerServiceCommands(worker);
-  registerInventoryCommands(program.commands.find((c) => c.name() === 'fleet')!);
   return program;
 }
 

@@ -3,11 +3,11 @@
  * is one, otherwise this machine's local agent (embedded dev server + this host's worker),
  * started on demand so that one command does the whole job.
  */
-import { agentPaths, agentStatus, ensureAgent, type AgentInfo } from '../worker/agent.js';
+import { agentPaths, agentStatus, ensureAgent, type AgentInfo } from '../worker/agent/agent.js';
 import fs from 'node:fs';
 import { CliFailure } from './errors.js';
 import { loadHostConfig, type HostConfigOverrides } from '../worker/host-config.js';
-import { FLEET_TASK_QUEUE } from '../workflows/fleet-types.js';
+import { FLEET_TASK_QUEUE } from '../workflows/fleet/fleet-types.js';
 import { AGENT_WORKFLOW_QUEUE, TaskQueueSchema, parseWith, taskQueueForHost } from '../workflows/types.js';
 import { connectTemporal, temporalConfigured, type TemporalConnection } from './temporal.js';
 

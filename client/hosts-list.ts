@@ -2,7 +2,7 @@
  * Host lists (pure): `--hosts a,b,c` and hosts files (one host a line), each name checked against
  * HostNameSchema, duplicates and the fleet's size limit refused with the line that says so.
  */
-import { FLEET_LIMITS } from '../workflows/fleet-types.js';
+import { FLEET_LIMITS } from '../workflows/fleet/fleet-types.js';
 import { HostNameSchema } from '../workflows/types.js';
 import { UsageError } from './errors.js';
 

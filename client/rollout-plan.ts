@@ -6,8 +6,8 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import YAML from 'yaml';
-import { checkTimeZone } from '../workflows/maintenance-window.js';
-import { RolloutPlanSchema, type RolloutPlan } from '../workflows/ring-types.js';
+import { checkTimeZone } from '../workflows/fleet/maintenance-window.js';
+import { RolloutPlanSchema, type RolloutPlan } from '../workflows/fleet/ring-types.js';
 import { parseHostsFile } from './hosts-list.js';
 import { UsageError } from './errors.js';
 

@@ -9,7 +9,8 @@
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { isAlive, readAgentInfo } from '../worker/agent.js';
+import { readAgentInfo } from '../worker/agent/agent.js';
+import { isAlive } from '../worker/agent/processes.js';
 import { activitySteps } from './commands/show.js';
 import type { Target } from './connect.js';
 import { CliFailure, UsageError, oneLine } from './errors.js';

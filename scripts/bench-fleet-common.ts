@@ -8,8 +8,8 @@ import type { Client } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { resolveWorkflowCode } from '../worker/worker.js';
-import type { Activities } from '../activities/index.js';
-import type { FleetHostRecord } from '../workflows/fleet-types.js';
+import type { Activities } from '../activities/host/index.js';
+import type { FleetHostRecord } from '../workflows/fleet/fleet-types.js';
 
 export const num = (name: string, dflt: number) => {
   const v = Number(process.env[name]);

@@ -17,14 +17,14 @@
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { ServiceError, WorkflowIdConflictPolicy, type WorkflowHandle } from '@temporalio/client';
 import { spawnFleetWorker } from '../test/helpers/fleet-sim.js';
-import { fleetProgressQuery, FLEET_TASK_QUEUE, type FleetResult } from '../workflows/fleet-types.js';
-import type { ringRollout } from '../workflows/rings.js';
+import { fleetProgressQuery, FLEET_TASK_QUEUE, type FleetResult } from '../workflows/fleet/fleet-types.js';
+import type { ringRollout } from '../workflows/fleet/rings.js';
 import {
   WORKFLOW_RINGS,
   ringProgressQuery,
   type RingProgress,
   type RingRolloutResult,
-} from '../workflows/ring-types.js';
+} from '../workflows/fleet/ring-types.js';
 import * as bench from './bench-fleet-common.js';
 
 const C_HOSTS = bench.num('BENCH_FLEET_C_HOSTS', 2000);

@@ -20,11 +20,11 @@
  */
 import os from 'node:os';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { fleetResultOf } from '../client/commands/fleet.js';
+import { fleetResultOf } from '../client/commands/fleet/progress.js';
 import { startReleaseServer } from '../test/fixtures/releases/server.js';
 import { FleetSim, spawnFleetWorker, startFleet, type FleetWorkerProcess } from '../test/helpers/fleet-sim.js';
 import { startTestEnvironment } from '../test/helpers/temporal.js';
-import { fleetProgressQuery, type FleetResult } from '../workflows/fleet-types.js';
+import { fleetProgressQuery, type FleetResult } from '../workflows/fleet/fleet-types.js';
 import {
   STUB_MS,
   log,

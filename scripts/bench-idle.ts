@@ -20,12 +20,13 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { connectTemporal } from '../client/temporal.js';
-import { readAgentInfo, isAlive } from '../worker/agent.js';
-import { startDevServer } from '../worker/dev-server.js';
+import { readAgentInfo } from '../worker/agent/agent.js';
+import { isAlive } from '../worker/agent/processes.js';
+import { startDevServer } from '../worker/agent/dev-server.js';
 import { hostWorkflowId } from '../workflows/types.js';
 import { createSimHost } from '../test/fixtures/host/sim-host.js';
 import { startReleaseServer } from '../test/fixtures/releases/server.js';
-import { findTemporalCli, projectCacheDir } from '../worker/temporal-cli.js';
+import { findTemporalCli, projectCacheDir } from '../worker/agent/temporal-cli.js';
 
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'client', 'main.js');
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

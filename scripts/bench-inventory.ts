@@ -9,9 +9,9 @@
 import os from 'node:os';
 import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
-import type { fleetInventory } from '../workflows/inventory.js';
-import { WORKFLOW_INVENTORY, type HostReport } from '../workflows/inventory-types.js';
-import { FLEET_TASK_QUEUE } from '../workflows/fleet-types.js';
+import type { fleetInventory } from '../workflows/fleet/inventory.js';
+import { WORKFLOW_INVENTORY, type HostReport } from '../workflows/fleet/inventory-types.js';
+import { FLEET_TASK_QUEUE } from '../workflows/fleet/fleet-types.js';
 import { spawnFleetWorker } from '../test/helpers/fleet-sim.js';
 import { startTestEnvironment } from '../test/helpers/temporal.js';
 import { STUB_MS, log, num, rssMiB, sec } from './bench-fleet-common.js';

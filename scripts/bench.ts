@@ -20,8 +20,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { request } from 'undici';
-import { createActivities } from '../activities/index.js';
-import { installRuntime } from '../worker/worker.js';
+import { createActivities } from '../activities/host/index.js';
+import { installRuntime } from '../worker/runtime.js';
 import { createRealHost } from '../test/fixtures/host/real-host.js';
 import { realBuildsFor } from '../test/fixtures/releases/eras.js';
 import { Harness, type HostUnderTest } from '../test/helpers/harness.js';
@@ -73,7 +73,7 @@ function downtimeProbe(port: number, version?: string, healthy: string[] = ['run
   };
 }
 
-/** The same steps as workflows/upgrade.ts, called directly: the no-Temporal baseline. */
+/** The same steps as workflows/host/upgrade.ts, called directly: the no-Temporal baseline. */
 async function directUpgrade(host: HostUnderTest, runId: string): Promise<void> {
   const a = createActivities(host.config);
   await a.checkHost({ host: host.name });

@@ -7,7 +7,7 @@
  *   npm run demo              # upgrade, show history and the run, then clean up
  *   npm run demo -- --keep    # leave the agent, the host and the UI running to look around
  */
-import { projectCacheDir } from '../worker/temporal-cli.js';
+import { projectCacheDir } from '../worker/agent/temporal-cli.js';
 import { execa } from 'execa';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';

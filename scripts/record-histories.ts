@@ -15,7 +15,7 @@ import * as prettier from 'prettier';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { confirmUpdate, progressQuery } from '../workflows/definitions.js';
 import type { UpgradeResult } from '../workflows/types.js';
-import { installRuntime } from '../worker/worker.js';
+import { installRuntime } from '../worker/runtime.js';
 import { DEFAULT_VERSIONS } from '../test/fixtures/releases/server.js';
 import { Harness, type HostUnderTest } from '../test/helpers/harness.js';
 

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { isAlive, readAgentInfo, type AgentInfo } from '../worker/agent.js';
+import { readAgentInfo, type AgentInfo } from '../worker/agent/agent.js';
+import { isAlive } from '../worker/agent/processes.js';
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 import { runCli } from './helpers/cli.js';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
-import { installRuntime, runtimeLogger } from '../worker/worker.js';
+import { installRuntime, runtimeLogger } from '../worker/runtime.js';
 import { REDACTED, Scrubber, collectSecrets, createWorkerLogger, gatewayTokenFrom } from '../worker/logging.js';
 import { hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
 import { hostPlatform, tarballName } from './fixtures/host/build.js';

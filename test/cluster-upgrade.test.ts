@@ -8,9 +8,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { HistoryRow } from '../client/commands/history.js';
-import { fleetResultOf } from '../client/commands/fleet.js';
-import { installRuntime } from '../worker/worker.js';
-import { fleetProgressQuery, type FleetProgress } from '../workflows/fleet-types.js';
+import { fleetResultOf } from '../client/commands/fleet/progress.js';
+import { installRuntime } from '../worker/runtime.js';
+import { fleetProgressQuery, type FleetProgress } from '../workflows/fleet/fleet-types.js';
 import { SEARCH_ATTRIBUTES, hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
 import { startCluster, type Cluster } from './helpers/cluster.js';
 import { assertHostOn, clusterCli, upgradeBackupsOf, waitFor, type CliRun } from './helpers/cluster-cli.js';

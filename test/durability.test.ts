@@ -27,8 +27,9 @@ import { CancelledFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { resultOf } from '../client/watch.js';
-import { startDevServer, type DevServer } from '../worker/dev-server.js';
-import { installRuntime, resolveWorkflowCode } from '../worker/worker.js';
+import { startDevServer, type DevServer } from '../worker/agent/dev-server.js';
+import { resolveWorkflowCode } from '../worker/worker.js';
+import { installRuntime } from '../worker/runtime.js';
 import { progressQuery } from '../workflows/definitions.js';
 import {
   hostWorkflowId,

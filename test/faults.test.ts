@@ -15,7 +15,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { HostSnapshot } from './fixtures/host/sim-host.js';
 import { Harness, type Activities, type HostUnderTest } from './helpers/harness.js';
 import type { UpgradeResult } from '../workflows/types.js';
-import { installRuntime } from '../worker/worker.js';
+import { installRuntime } from '../worker/runtime.js';
 
 // Workers log warnings only: the assertions say what happened.
 installRuntime({ level: 'WARN' });

@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { fleetResultOf } from '../client/commands/fleet.js';
-import { fleetProgressQuery, type FleetHostRecord } from '../workflows/fleet-types.js';
+import { fleetResultOf } from '../client/commands/fleet/progress.js';
+import { fleetProgressQuery, type FleetHostRecord } from '../workflows/fleet/fleet-types.js';
 import { hostWorkflowId } from '../workflows/types.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';
 import { runCli } from './helpers/cli.js';

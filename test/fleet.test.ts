@@ -12,9 +12,10 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import fc from 'fast-check';
-import { fleetResultOf, renderFleet } from '../client/commands/fleet.js';
+import { fleetResultOf } from '../client/commands/fleet/progress.js';
+import { renderFleet } from '../client/commands/fleet/table.js';
 import { HostListError, parseHostsFile, parseHostsList } from '../client/hosts-list.js';
-import type { fleetRollout } from '../workflows/fleet.js';
+import type { fleetRollout } from '../workflows/fleet/fleet.js';
 import {
   FLEET_TASK_QUEUE,
   fleetProgressQuery,
@@ -24,7 +25,7 @@ import {
   type FleetInput,
   type FleetProgress,
   type FleetResult,
-} from '../workflows/fleet-types.js';
+} from '../workflows/fleet/fleet-types.js';
 import { progressQuery } from '../workflows/definitions.js';
 import { HostNameSchema, hostWorkflowId, taskQueueForHost, type UpgradeInput } from '../workflows/types.js';
 import {

@@ -13,10 +13,14 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { heartbeat } from '@temporalio/activity';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { fleetResultOf } from '../client/commands/fleet.js';
+import { fleetResultOf } from '../client/commands/fleet/progress.js';
 import { TOOL_VERSION } from '../worker/tool-version.js';
-import { STANDING_INVENTORY_ID, standingInventoryQuery, type HostInventory } from '../workflows/inventory-types.js';
-import { mergeRefresh } from '../workflows/standing-inventory.js';
+import {
+  STANDING_INVENTORY_ID,
+  standingInventoryQuery,
+  type HostInventory,
+} from '../workflows/fleet/inventory-types.js';
+import { mergeRefresh } from '../workflows/fleet/standing-inventory.js';
 import { FleetSim } from './helpers/fleet-sim.js';
 import { CLI_MAIN, runCli } from './helpers/cli.js';
 import { startTestEnvironment } from './helpers/temporal.js';

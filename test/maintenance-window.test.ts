@@ -1,12 +1,12 @@
 /**
- * Maintenance windows (workflows/maintenance-window.ts): pure, deterministic, in any IANA time
+ * Maintenance windows (workflows/fleet/maintenance-window.ts): pure, deterministic, in any IANA time
  * zone, across midnight and DST changes.
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { checkTimeZone, windowState } from '../workflows/maintenance-window.js';
-import { MaintenanceWindowSchema, WEEKDAYS, type MaintenanceWindow } from '../workflows/ring-types.js';
+import { checkTimeZone, windowState } from '../workflows/fleet/maintenance-window.js';
+import { MaintenanceWindowSchema, WEEKDAYS, type MaintenanceWindow } from '../workflows/fleet/ring-types.js';
 
 const MIN = 60_000;
 const w = (x: Partial<MaintenanceWindow> & Pick<MaintenanceWindow, 'start' | 'minutes'>): MaintenanceWindow =>

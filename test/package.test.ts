@@ -154,7 +154,7 @@ describe('the npm package', () => {
       'SECURITY.md',
       'LICENSE',
       'dist/client/main.js',
-      'dist/worker/agent-main.js',
+      'dist/worker/agent/agent-main.js',
       'dist/workflow-bundle.cjs',
       'deploy/defenseclaw-upgrade-worker.service',
     ]) {
@@ -226,7 +226,7 @@ describe('the npm package', () => {
       // The agent that ran it is the installed package's, not this checkout's.
       const cmdline = (await fsp.readFile(`/proc/${info.pid}/cmdline`, 'utf8')).split('\0');
       assert.ok(
-        cmdline.includes(path.join(installed, 'dist', 'worker', 'agent-main.js')),
+        cmdline.includes(path.join(installed, 'dist', 'worker', 'agent', 'agent-main.js')),
         `the agent runs ${cmdline.join(' ')}`,
       );
       // `worker`, from the same install, against the agent's Temporal.

@@ -19,15 +19,16 @@ import { ApplicationFailure } from '@temporalio/common';
 import fc from 'fast-check';
 import { Header, Pax, type HeaderData } from 'tar';
 import YAML from 'yaml';
-import { UnsafeArchiveError, entryProblem, extractGateway, parseChecksums } from '../activities/artifacts.js';
-import { parseGatewayVersion } from '../activities/gateway.js';
-import { isHealthy, parseHealth, readGatewayApi } from '../activities/health.js';
+import { parseChecksums } from '../activities/host/artifacts.js';
+import { UnsafeArchiveError, entryProblem, extractGateway } from '../activities/host/extract.js';
+import { parseGatewayVersion } from '../activities/host/gateway.js';
+import { isHealthy, parseHealth, readGatewayApi } from '../activities/host/health.js';
 import { assetNames, parseRelease, rateLimitWait } from '../activities/releases.js';
 import { HostListError, parseHostsFile } from '../client/hosts-list.js';
 import { backupIdFromFlag } from '../client/commands/rollback.js';
 import { UsageError } from '../client/errors.js';
 import { loadHostConfig } from '../worker/host-config.js';
-import { FLEET_LIMITS } from '../workflows/fleet-types.js';
+import { FLEET_LIMITS } from '../workflows/fleet/fleet-types.js';
 import {
   BackupIdSchema,
   HostNameSchema,

@@ -16,7 +16,8 @@ import { createRequire } from 'node:module';
 import type { History } from '@temporalio/common/lib/proto-utils.js';
 import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { DEFAULT_WORKFLOWS_PATH, installRuntime, resolveWorkflowCode } from '../worker/worker.js';
+import { DEFAULT_WORKFLOWS_PATH, resolveWorkflowCode } from '../worker/worker.js';
+import { installRuntime } from '../worker/runtime.js';
 
 installRuntime({ level: 'WARN' });
 

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { resolveWorkflowCode } from '../worker/worker.js';
-import type { soakRing, SoakResult } from '../workflows/ring-soak.js';
+import type { soakRing, SoakResult } from '../workflows/fleet/ring-soak.js';
 import { startTestEnvironment } from './helpers/temporal.js';
 
 const HOSTS = Array.from({ length: 200 }, (_, i) => `soak-${i + 1}`);

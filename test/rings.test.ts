@@ -1,5 +1,5 @@
 /**
- * Ring rollouts (workflows/rings.ts) on a real Temporal dev server with simulated hosts, each with
+ * Ring rollouts (workflows/fleet/rings.ts) on a real Temporal dev server with simulated hosts, each with
  * its real worker on its own queue, and the controller's worker (workflows + notifications) on
  * the fleet queue. A local HTTP server is the webhook. The tests run side by side (each on its own
  * hosts): the window test mostly waits for the clock.
@@ -17,13 +17,13 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowIdConflictPolicy, type WorkflowHandle } from '@temporalio/client';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
-import { WEBHOOK_ENV } from '../activities/notify.js';
+import { WEBHOOK_ENV } from '../activities/controller/notify.js';
 import { UsageError } from '../client/errors.js';
 import { parsePlan } from '../client/rollout-plan.js';
 import { createWorkflowWorker } from '../worker/worker.js';
-import { FLEET_TASK_QUEUE, type FleetResult } from '../workflows/fleet-types.js';
+import { FLEET_TASK_QUEUE, type FleetResult } from '../workflows/fleet/fleet-types.js';
 import { hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
-import type { ringRollout } from '../workflows/rings.js';
+import type { ringRollout } from '../workflows/fleet/rings.js';
 import {
   WEEKDAYS,
   ringProgressQuery,
@@ -31,7 +31,7 @@ import {
   type RingRolloutInput,
   type RingRolloutResult,
   type RolloutEvent,
-} from '../workflows/ring-types.js';
+} from '../workflows/fleet/ring-types.js';
 import { FleetSim, type FleetHostSpec } from './helpers/fleet-sim.js';
 import { startTestEnvironment } from './helpers/temporal.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';

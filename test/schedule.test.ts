@@ -10,19 +10,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import { resolveChannel, verifyChannelSignature } from '../activities/channel.js';
-import { ChannelError, FIELD_ORDER, commitFromRef, parseChannel } from '../activities/channel-document.js';
-import { readChannelSchedule, updateChannelState } from '../activities/schedule-state.js';
+import { resolveChannel, verifyChannelSignature } from '../activities/controller/channel.js';
+import { ChannelError, FIELD_ORDER, commitFromRef, parseChannel } from '../activities/controller/channel-document.js';
+import { readChannelSchedule, updateChannelState } from '../activities/controller/schedule-state.js';
 import { parsePlan } from '../client/rollout-plan.js';
+import { parseEvery } from '../client/commands/fleet/schedule.js';
 import {
   clearChannelSkip,
   controlChannelSchedule,
   createChannelSchedule,
   describeChannelSchedule,
   listChannelSchedules,
-  parseEvery,
   triggerChannelSchedule,
-} from '../client/commands/schedule.js';
+} from '../client/commands/fleet/schedule-client.js';
 import { UsageError } from '../client/errors.js';
 import { loadHostConfig } from '../worker/host-config.js';
 import {
@@ -34,8 +34,8 @@ import {
   type ChannelState,
   type CheckChannelResult,
   type PreviousRollout,
-} from '../workflows/channel-types.js';
-import { RolloutPlanSchema } from '../workflows/ring-types.js';
+} from '../workflows/fleet/channel-types.js';
+import { RolloutPlanSchema } from '../workflows/fleet/ring-types.js';
 import { runCli } from './helpers/cli.js';
 import { Harness } from './helpers/harness.js';
 

@@ -6,15 +6,14 @@
  */
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { Gauge, Histogram, type Registry } from 'prom-client';
-import { WORKFLOW_RING_ROLLOUT } from '../workflows/channel-types.js';
-import { fleetProgressQuery } from '../workflows/fleet-types.js';
+import { fleetProgressQuery } from '../workflows/fleet/fleet-types.js';
 import {
   STANDING_INVENTORY_ID,
   groupByVersion,
   hostsBehind,
   standingInventoryQuery,
-} from '../workflows/inventory-types.js';
-import { ringProgressQuery } from '../workflows/ring-types.js';
+} from '../workflows/fleet/inventory-types.js';
+import { WORKFLOW_RINGS, ringProgressQuery } from '../workflows/fleet/ring-types.js';
 import {
   SEARCH_ATTRIBUTES,
   WORKFLOW_FLEET,
@@ -224,7 +223,7 @@ export class ControllerMetrics {
   }
 
   private async rollouts(): Promise<void> {
-    const query = `WorkflowType IN ('${WORKFLOW_FLEET}', '${WORKFLOW_RING_ROLLOUT}') AND ExecutionStatus = 'Running'`;
+    const query = `WorkflowType IN ('${WORKFLOW_FLEET}', '${WORKFLOW_RINGS}') AND ExecutionStatus = 'Running'`;
     const running: Array<{ id: string; type: string }> = [];
     for await (const w of this.client.workflow.list({ query, pageSize: MAX_ROLLOUTS })) {
       running.push({ id: w.workflowId, type: w.type });

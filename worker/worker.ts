@@ -5,37 +5,26 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { LogLevel, Logger } from '@temporalio/common';
-import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
-import {
-  NativeConnection,
-  Runtime,
-  Worker,
-  type NativeConnectionOptions,
-  type RuntimeOptions,
-  type WorkerOptions,
-} from '@temporalio/worker';
-import { createActivities } from '../activities/index.js';
-import { createControllerActivities } from '../activities/controller.js';
+import { NativeConnection, Worker, type NativeConnectionOptions, type WorkerOptions } from '@temporalio/worker';
+import { createActivities } from '../activities/host/index.js';
+import { createControllerActivities } from '../activities/controller/controller.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
 import { shortHostname, workerIdentity } from './identity.js';
-import { installCrashGuard, trackActivities, type CrashGuardOptions } from './crash-guard.js';
-import { ensureSearchAttributes } from './dev-server.js';
+import { trackActivities } from './crash-guard.js';
+import { ensureSearchAttributes } from './agent/dev-server.js';
 import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
-import { diagnoseTls } from './tls-diagnosis.js';
 import { markReadyWhenPolling } from './ready-mark.js';
 import { onRestartRequested } from './restart.js';
 import {
-  LOG_LEVELS,
-  Scrubber,
-  collectSecrets,
-  createWorkerLogger,
-  logDirFor,
-  parseLogLevel,
-  type WorkerLogger,
-} from './logging.js';
+  connectWorker,
+  flushRuntimeLogs,
+  guardWorkerProcess,
+  installRuntime,
+  runtimeLogFile,
+  runtimeLogger,
+  workerConnectionOptions,
+} from './runtime.js';
 
-/** dist/ (this file is dist/worker/worker.js once compiled). */
 export const DIST_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The prebundled workflow code written by `npm run build` (scripts/bundle-workflows). */
 export const DEFAULT_WORKFLOW_BUNDLE = path.join(DIST_DIR, 'workflow-bundle.cjs');
@@ -92,24 +81,6 @@ export function resolveWorkflowCode(
   throw new Error(
     `workflow code not found (${DEFAULT_WORKFLOW_BUNDLE} or ${DEFAULT_WORKFLOWS_PATH}); run npm run build`,
   );
-}
-
-/**
- * The logger for this process's own lines: the one installRuntime installed, used directly (the
- * Runtime's own logger holds entries ~100 ms to order them with core's, so a line logged just
- * before process.exit would be lost), else the Runtime's.
- */
-export function runtimeLogger(): Logger {
-  return installedLogger ?? Runtime.instance().logger;
-}
-
-/** Writes out the SDK's buffered log entries (workflow, activity, core); call before process.exit. */
-export function flushRuntimeLogs(): void {
-  try {
-    Runtime._instance?.flushLogs();
-  } catch {
-    // nothing to flush
-  }
 }
 
 /** Creates this host's worker; call run() on it (or use runWorkerForeground). */
@@ -202,140 +173,6 @@ export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise
  * the activities that were running) and the process exits non-zero, for its supervisor to
  * restart it. Call after installRuntime.
  */
-export function guardWorkerProcess(onFatal?: CrashGuardOptions['onFatal']): void {
-  installCrashGuard({
-    logger: runtimeLogger(),
-    scrub: (text) => installedLogger?.scrubber.text(text) ?? text,
-    onFatal,
-    flush: flushRuntimeLogs,
-  });
-}
-
-export interface InstallRuntimeOptions {
-  /** Terminal level (default DEFENSECLAW_LOG_LEVEL, else INFO). */
-  level?: LogLevel;
-  /** Where the human lines go (default: stderr). */
-  write?: (line: string) => void;
-  /**
-   * This host's data directory: JSON lines go to <dataDir>/logs/worker.jsonl, and the gateway
-   * token and device.key found there are scrubbed from every entry. Without it (and without
-   * logDir) the Runtime logs to the terminal only.
-   */
-  dataDir?: string;
-  /** The JSON lines directory (default <dataDir>/logs). */
-  logDir?: string;
-  /** File level (default DEFENSECLAW_LOG_FILE_LEVEL, else DEBUG: every activity's start and end). */
-  fileLevel?: LogLevel;
-  /** Rotation cap of the file (default 10 MiB, 5 rotated files kept). */
-  maxBytes?: number;
-  /** Added to every JSON record (e.g. { host }). */
-  fields?: Record<string, unknown>;
-  /** Secrets to scrub besides the ones read from env and dataDir. */
-  secrets?: string[];
-  /** The SDK's own metrics exporter (the controller's, see metrics.ts); default none. */
-  metrics?: NonNullable<RuntimeOptions['telemetryOptions']>['metrics'];
-  /** Environment for the levels and the credentials to scrub (default: this process's). */
-  env?: NodeJS.ProcessEnv;
-}
-
-let installedLogger: WorkerLogger | undefined;
-
-/** The JSON lines file the Runtime's logger writes, when installRuntime set one up. */
-export function runtimeLogFile(): string | undefined {
-  return installedLogger?.logFile;
-}
-
-/**
- * Installs the process's Temporal Runtime with a logger that writes one human line per entry on
- * stderr and, given a data or log directory, one scrubbed JSON object per line to
- * <dataDir>/logs/worker.jsonl (core logs forwarded into both), and no signal handling of its own:
- * the caller owns shutdown. Returns the existing Runtime unchanged when one was already created.
- */
-export function installRuntime(opts: InstallRuntimeOptions = {}): Runtime {
-  if (Runtime._instance) return Runtime._instance;
-  const env = opts.env ?? process.env;
-  const level = opts.level ?? parseLogLevel(env.DEFENSECLAW_LOG_LEVEL, 'INFO');
-  const logDir = opts.logDir ?? (opts.dataDir ? logDirFor(opts.dataDir) : undefined);
-  const fileLevel = opts.fileLevel ?? parseLogLevel(env.DEFENSECLAW_LOG_FILE_LEVEL, 'DEBUG');
-  const scrubber = new Scrubber([...collectSecrets({ env, dataDir: opts.dataDir }), ...(opts.secrets ?? [])]);
-  const logger = createWorkerLogger({
-    level,
-    write: opts.write,
-    scrubber,
-    fields: { pid: process.pid, ...opts.fields },
-    file: logDir ? { dir: logDir, level: fileLevel, maxBytes: opts.maxBytes } : undefined,
-  });
-  installedLogger = logger;
-  const finest = logger.logFile && LOG_LEVELS.indexOf(fileLevel) < LOG_LEVELS.indexOf(level) ? fileLevel : level;
-  const runtime = Runtime.install({
-    logger,
-    shutdownSignals: [],
-    telemetryOptions: {
-      logging: { filter: { core: finest === 'TRACE' ? 'DEBUG' : 'WARN', other: 'ERROR' }, forward: {} },
-      ...(opts.metrics ? { metrics: opts.metrics } : {}),
-    },
-  });
-  if (logger.logFile) logger.debug(`JSON logs in ${logger.logFile}`, { secretsScrubbed: scrubber.size });
-  return runtime;
-}
-
-/** Connection options for a remote cluster from env-config (TEMPORAL_ADDRESS, TLS, API key, profile). */
-export function workerConnectionOptions(
-  env: NodeJS.ProcessEnv = process.env,
-  override: { address?: string; namespace?: string } = {},
-): { options: NativeConnectionOptions; namespace: string; address: string } {
-  const vars: Record<string, string> = {};
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) vars[k] = v;
-  let loaded: ReturnType<typeof toClientOptions>;
-  try {
-    loaded = toClientOptions(loadClientConfigProfile({ overrideEnvVars: vars }));
-  } catch (err) {
-    const msg = (err instanceof Error ? err.message : String(err)).split('\n')[0];
-    throw new Error(`invalid Temporal client configuration: ${msg}`);
-  }
-  const { connectionOptions, namespace } = loaded;
-  const options: NativeConnectionOptions = {};
-  for (const [k, v] of Object.entries(connectionOptions)) {
-    if (v !== undefined) (options as Record<string, unknown>)[k] = v;
-  }
-  const address = override.address ?? options.address ?? 'localhost:7233';
-  options.address = address;
-  return { options, namespace: override.namespace ?? namespace ?? 'default', address };
-}
-
-/** Connects a NativeConnection, failing with one line instead of retrying forever. */
-export async function connectWorker(
-  options: NativeConnectionOptions & { address: string },
-  timeoutMs = 10_000,
-): Promise<NativeConnection> {
-  let timer: NodeJS.Timeout | undefined;
-  const attempt = NativeConnection.connect(options);
-  try {
-    return await Promise.race([
-      attempt,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
-      }),
-    ]);
-  } catch (err) {
-    // A late success must not leak a connection.
-    attempt.then((c) => c.close()).catch(() => undefined);
-    // A refused TLS handshake is only a "transport error" to core: say which setting is missing.
-    const tlsProblem = await diagnoseTls(options.address, options);
-    const reason = tlsProblem?.reason ?? nativeReason(err instanceof Error ? err.message : String(err));
-    throw new Error(
-      `cannot reach Temporal at ${options.address}: ${reason}; ${tlsProblem?.fix ?? 'check TEMPORAL_ADDRESS'}`,
-    );
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Core's errors are Rust debug strings; keep the human part. */
-function nativeReason(msg: string): string {
-  const m = /message: "([^"]+)"/.exec(msg) ?? /error: "([^"]+)"/.exec(msg) ?? /ConnectError\("([^"]+)"/.exec(msg);
-  return (m ? m[1]! : msg.split('\n')[0]!).trim();
-}
 
 export interface ForegroundWorkerOptions {
   /** Environment to read the host config and the cluster from (default: this process's). */

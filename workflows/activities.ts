@@ -14,7 +14,7 @@ import {
   type ActivityOptions,
 } from '@temporalio/workflow';
 import { taskQueueForHost } from './types.js';
-import type { Activities } from '../activities/index.js';
+import type { Activities } from '../activities/host/index.js';
 
 /**
  * The host queue of the running workflow. Module state is per workflow execution: the SDK gives
@@ -49,7 +49,7 @@ function routed(options: ActivityOptions): ActivityInterfaceFor<Activities> {
 }
 
 /**
- * Every activity heartbeats (activities/index.ts), so every kind below has a heartbeat timeout of
+ * Every activity heartbeats (activities/host/index.ts), so every kind below has a heartbeat timeout of
  * seconds: a killed worker is noticed quickly and the next attempt runs on a live one.
  */
 const heartbeatTimeout = '5s';
@@ -99,7 +99,7 @@ export const holding = routed({
 /**
  * Activities sent to one host's own queue from a workflow that runs elsewhere (ring rollouts):
  * a worker that does not pick one up within `answerSeconds` fails it with a SCHEDULE_TO_START
- * timeout (see notPickedUp in fleet.ts), so a host without a worker is noticed. `queue` replaces
+ * timeout (see notPickedUp in fleet/fleet.ts), so a host without a worker is noticed. `queue` replaces
  * the host's own queue when the rollout serves every host from one (a plan's `taskQueue`).
  */
 export function onHost(
@@ -123,7 +123,7 @@ export type UpgraderActivities = Pick<Activities, 'updateUpgrader' | 'upgraderSw
  * by side and switches (a download and maybe an `npm install`: minutes), then its worker restarts:
  * an attempt cut short by that restart is retried on the restarted worker, which answers at once
  * (already switched). A worker that does not pick one up within `answerSeconds` fails it with a
- * SCHEDULE_TO_START timeout (notPickedUp in fleet.ts).
+ * SCHEDULE_TO_START timeout (notPickedUp in fleet/fleet.ts).
  */
 export function upgraderOnHost(queue: string, answerSeconds: number): ActivityInterfaceFor<UpgraderActivities> {
   return proxyActivities<UpgraderActivities>({

@@ -7,12 +7,18 @@
  * A version and digests are harmless in an input: the ticket holds no URL, path or command. A host
  * given one makes no API call; it still downloads every file from its own configured source (or
  * the mirror its own configuration names), re-reads checksums.txt and the manifest, checks every
- * file against these digests and verifies the signature itself (activities/release-ticket.ts).
+ * file against these digests and verifies the signature itself (activities/host/release-ticket.ts).
  *
  * Pure and deterministic (zod only; no import of types.ts, which imports this).
  */
 import { z } from 'zod';
 import type { ReleaseEra } from './release-layout.js';
+
+/**
+ * patched() id of the ticket (issue 14): a host run given a rollout's ticket reads the release from
+ * it, and a fleet issues one; runs recorded before tickets resolved with resolveRelease, and replay so.
+ */
+export const RELEASE_TICKET = 'release-ticket';
 
 export const TICKET_LIMITS = {
   /** Files per release in a ticket (a host needs at most ~12: 4 gateways, wheel, checksums, manifest, signature). */

@@ -360,7 +360,7 @@ export interface UpgradeResult {
   failure?: { step: string; error: string };
   /** For rollbacks after a failure: what compensation did and how it ended. */
   compensation?: { steps: StepRecord[]; hostState: string };
-  /** DefenseClaw upgrade receipts this run wrote, one per hop from 0.8.4 (workflows/records.ts). */
+  /** DefenseClaw upgrade receipts this run wrote, one per hop from 0.8.4 (workflows/host/records.ts). */
   defenseclawReceipts?: Array<{
     receiptId: string;
     from: string;
@@ -370,13 +370,6 @@ export interface UpgradeResult {
     acknowledged?: boolean;
   }>;
 }
-
-/** Update name the CLI uses to answer the plan. */
-export const UPDATE_CONFIRM = 'confirm';
-/** Query name that answers UpgradeProgress. */
-export const QUERY_PROGRESS = 'progress';
-/** Signal name that cancels an upgrade politely (compensating as needed). */
-export const SIGNAL_CANCEL = 'cancel';
 
 export interface ConfirmAnswer {
   approve: boolean;

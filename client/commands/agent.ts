@@ -1,5 +1,5 @@
 /** `agent start|stop|status`: the local agent (embedded Temporal dev server + this host's worker). */
-import { agentStatus, ensureAgent, stopAgent } from '../../worker/agent.js';
+import { agentStatus, ensureAgent, stopAgent } from '../../worker/agent/agent.js';
 import { loadHostConfig } from '../../worker/host-config.js';
 import { TOOL_VERSION } from '../../worker/tool-version.js';
 import { color } from '../render/format.js';

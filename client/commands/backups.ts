@@ -1,7 +1,7 @@
 /** `backups`: the host's backups with version, date and size, as its own worker sees them. */
 import Table from 'cli-table3';
-import type { BackupSummary } from '../../activities/backup.js';
-import type { hostBackups } from '../../workflows/host-info.js';
+import type { BackupSummary } from '../../activities/host/backup.js';
+import type { hostBackups } from '../../workflows/host/host-info.js';
 import { connectTarget } from '../connect.js';
 import { bytes, color } from '../render/format.js';
 import type { CommonFlags } from './shared.js';

@@ -10,8 +10,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { installAndSwitch } from '../../activities/upgrader-update.js';
-import { agentStatus, stopAgent } from '../../worker/agent.js';
+import { installAndSwitch } from '../../activities/host/upgrader-update.js';
+import { agentStatus, stopAgent } from '../../worker/agent/agent.js';
 import { loadHostConfig } from '../../worker/host-config.js';
 import {
   DEFAULT_SWITCH_DEADLINE_SECONDS,

@@ -1,5 +1,5 @@
 /** `status`: re-attach to the host's running upgrade or rollback, or show how the last one ended. */
-import { stopAgent } from '../../worker/agent.js';
+import { stopAgent } from '../../worker/agent/agent.js';
 import { hostWorkflowId } from '../../workflows/types.js';
 import { connectTarget } from '../connect.js';
 import { CliFailure } from '../errors.js';

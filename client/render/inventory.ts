@@ -8,7 +8,7 @@ import {
   hostsBehind,
   type HostInventory,
   type InventoryResult,
-} from '../../workflows/inventory-types.js';
+} from '../../workflows/fleet/inventory-types.js';
 import { color } from './format.js';
 
 export interface InventoryView {

@@ -23,9 +23,9 @@ import { promisify } from 'node:util';
 import type { Client } from '@temporalio/client';
 import type { NativeConnection, NativeConnectionOptions } from '@temporalio/worker';
 import { connectTemporal } from '../../client/temporal.js';
-import { isPortFree } from '../../worker/dev-server.js';
-import { projectCacheDir } from '../../worker/temporal-cli.js';
-import { connectWorker, workerConnectionOptions } from '../../worker/worker.js';
+import { isPortFree } from '../../worker/agent/dev-server.js';
+import { projectCacheDir } from '../../worker/agent/temporal-cli.js';
+import { connectWorker, workerConnectionOptions } from '../../worker/runtime.js';
 import { temporalCliPath } from './temporal.js';
 
 const run = promisify(execFile);

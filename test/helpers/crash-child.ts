@@ -6,7 +6,7 @@
  *   node crash-child.js throw|reject
  */
 import { trackRunning } from '../../worker/crash-guard.js';
-import { guardWorkerProcess, installRuntime } from '../../worker/worker.js';
+import { guardWorkerProcess, installRuntime } from '../../worker/runtime.js';
 
 installRuntime({ level: 'INFO' });
 guardWorkerProcess();

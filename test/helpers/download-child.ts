@@ -9,7 +9,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { createStaging, downloadArtifact, preflight } from '../../activities/artifacts.js';
+import { createStaging, downloadArtifact, preflight } from '../../activities/host/artifacts.js';
 import { httpRequest } from '../../activities/http.js';
 import { loadHostConfig } from '../../worker/host-config.js';
 

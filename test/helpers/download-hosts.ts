@@ -11,7 +11,7 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Worker, type NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../../activities/index.js';
+import { createActivities } from '../../activities/host/index.js';
 import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
 import type { ReleaseServer } from '../fixtures/releases/server.js';
 

@@ -10,11 +10,11 @@ import { promisify } from 'node:util';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { WorkflowIdConflictPolicy, WorkflowIdReusePolicy, type WorkflowHandle } from '@temporalio/client';
-import { createActivities } from '../../activities/index.js';
-import { createControllerActivities } from '../../activities/controller.js';
+import { createActivities } from '../../activities/host/index.js';
+import { createControllerActivities } from '../../activities/controller/controller.js';
 import { loadHostConfig, type HostConfig } from '../../worker/host-config.js';
 import { createHostWorker, createWorkflowWorker } from '../../worker/worker.js';
-import { FLEET_TASK_QUEUE } from '../../workflows/fleet-types.js';
+import { FLEET_TASK_QUEUE } from '../../workflows/fleet/fleet-types.js';
 import { resultOf } from '../../client/watch.js';
 import {
   hostWorkflowId,

@@ -5,7 +5,7 @@
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { SEARCH_ATTRIBUTES } from '../../workflows/types.js';
-import { findTemporalCli } from '../../worker/temporal-cli.js';
+import { findTemporalCli } from '../../worker/agent/temporal-cli.js';
 
 let cliPath: Promise<string> | undefined;
 

@@ -13,9 +13,10 @@
  */
 import fs from 'node:fs';
 import { NativeConnection } from '@temporalio/worker';
-import { createActivities } from '../../activities/index.js';
+import { createActivities } from '../../activities/host/index.js';
 import { loadHostConfig } from '../../worker/host-config.js';
-import { createHostWorker, installRuntime } from '../../worker/worker.js';
+import { createHostWorker } from '../../worker/worker.js';
+import { installRuntime } from '../../worker/runtime.js';
 import { parseCrashSpec, wrapForCrash } from './crash-activities.js';
 
 export interface WorkerProcessConfig {

@@ -1,0 +1,80 @@
+/**
+ * A host's answer to the fleet inventory (issue 22), read on the host by its own worker: the
+ * installed gateway's version (`defenseclaw-gateway --version`), the installed wheel (its
+ * dist-info in the live venv), /health (the gateway and every subsystem), the installed release's
+ * era and the upgrader version this worker runs. Read-only, bounded, never an exception for a
+ * part that cannot be read: that part is left out with a note.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { HostConfig } from '../../worker/host-config.js';
+import { TOOL_VERSION } from '../../worker/tool-version.js';
+import type { HostReport } from '../../workflows/fleet/inventory-types.js';
+import { compareVersions } from '../../workflows/types.js';
+import { venvPath } from './backup.js';
+import { readInstalledVersion } from './gateway.js';
+import { readGate } from './health-gate.js';
+import { STRICT_SIGNATURE_FROM } from '../release-eras.js';
+
+const DIST_INFO = /^defenseclaw-(\d{1,9}\.\d{1,9}\.\d{1,9})\.dist-info$/;
+
+/** The defenseclaw wheel installed in the live venv (lib/python3.X/site-packages/defenseclaw-X.Y.Z.dist-info). */
+export async function readWheelVersion(config: HostConfig): Promise<string | undefined> {
+  const lib = path.join(venvPath(config), 'lib');
+  for (const py of await fs.readdir(lib).catch(() => [] as string[])) {
+    if (!/^python3\.\d+$/.test(py)) continue;
+    const names = await fs.readdir(path.join(lib, py, 'site-packages')).catch(() => [] as string[]);
+    for (const name of names) {
+      const m = DIST_INFO.exec(name);
+      if (m) return m[1];
+    }
+  }
+  return undefined;
+}
+
+/**
+ * The era a release of this version was published in, by the tag ranges of release-eras.ts's table
+ * (0.3.x–0.6.0 goreleaser, 0.6.1–0.8.3 manifest, 0.8.4+ protected). The installed gateway does not
+ * say how it was published, so this is the era its tag belongs to.
+ */
+export function eraOfVersion(version: string): string {
+  if (compareVersions(version, '0.6.1') < 0) return 'goreleaser';
+  if (compareVersions(version, STRICT_SIGNATURE_FROM) < 0) return 'manifest';
+  return 'protected';
+}
+
+function short(err: unknown): string {
+  return ((err as Error)?.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 160);
+}
+
+/** Activity: this host as the inventory shows it. */
+export async function readInventory(config: HostConfig): Promise<HostReport> {
+  const notes: string[] = [];
+  const [gateway, wheel, gate] = await Promise.all([
+    readInstalledVersion(config).catch((err: unknown) => {
+      notes.push(`gateway version: ${short(err)}`);
+      return undefined;
+    }),
+    readWheelVersion(config).catch((err: unknown) => {
+      notes.push(`wheel version: ${short(err)}`);
+      return undefined;
+    }),
+    readGate(config, { counters: [], operatorCheck: false }).catch((err: unknown) => {
+      notes.push(`health: ${short(err)}`);
+      return undefined;
+    }),
+  ]);
+  const report: HostReport = {
+    health: gate
+      ? { state: gate.subsystems.gateway ?? 'invalid', subsystems: gate.subsystems }
+      : { state: 'unreachable', subsystems: {} },
+    upgraderVersion: TOOL_VERSION,
+  };
+  if (gateway) {
+    report.gatewayVersion = gateway.version;
+    report.era = eraOfVersion(gateway.version);
+  }
+  if (wheel) report.wheelVersion = wheel;
+  if (notes.length) report.notes = notes;
+  return report;
+}
