@@ -21,7 +21,7 @@ import {
   startChild,
 } from '@temporalio/workflow';
 import { z } from 'zod';
-import { onHost } from '../activities.js';
+import { onHost } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { componentArgs } from './fleet-component.js';
 import { FLEET_LIMITS, clip, type FleetResult } from './fleet-types.js';

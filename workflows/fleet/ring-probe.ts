@@ -5,7 +5,7 @@
  * A child of ringRollout per ring, so the parent's history stays small.
  */
 import { z } from 'zod';
-import { onHost } from '../activities.js';
+import { onHost } from '../proxies.js';
 import { clip } from './fleet-types.js';
 import { notPickedUp } from './fleet.js';
 import { RING_LIMITS, UnreachableSecondsSchema } from './ring-types.js';

@@ -17,7 +17,7 @@
 import { continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { GateReading } from '../../activities/host/health-gate.js';
-import { onHost } from '../activities.js';
+import { onHost } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { clip } from './fleet-types.js';
 import { notPickedUp } from './fleet.js';

@@ -37,7 +37,7 @@ import {
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import { onHost } from '../activities.js';
+import { onHost } from '../proxies.js';
 import { addLateHostsSignal, haltCatchUpSignal, lastRingSignal, type catchUpHosts } from './catch-up.js';
 import { workflowTime } from '../clock.js';
 import { componentArgs } from './fleet-component.js';

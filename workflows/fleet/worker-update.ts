@@ -21,7 +21,7 @@
 import { ApplicationFailure, proxyActivities, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { AwaitQueueVersionInput, QueueVersionProof } from '../../activities/controller/queue-version.js';
-import { upgraderOnHost } from '../activities.js';
+import { upgraderOnHost } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { FLEET_LIMITS, clip } from './fleet-types.js';
 import { failureText, validateInput } from '../run.js';

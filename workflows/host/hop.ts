@@ -10,7 +10,7 @@
  */
 import { ApplicationFailure, patched, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedRelease } from '../../activities/releases.js';
-import { compensating, heartbeating, network, quick } from '../activities.js';
+import { compensating, heartbeating, network, quick } from '../proxies.js';
 import { timestampId } from '../clock.js';
 import {
   HANDSHAKE_FROM,

@@ -1,6 +1,6 @@
 /** hostBackups: a read-only look at a host's backups, answered by that host's own worker. */
 import { ApplicationFailure } from '@temporalio/workflow';
-import { quick, routeActivitiesTo } from '../activities.js';
+import { quick, routeActivitiesTo } from '../proxies.js';
 import { HostNameSchema, TaskQueueSchema, parseWith } from '../types.js';
 
 export async function hostBackups(input: { host: string; hostQueue?: string }) {

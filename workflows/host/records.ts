@@ -14,7 +14,7 @@
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, uuid4 } from '@temporalio/workflow';
 import type { Receipt } from '../../activities/host/upgrade-receipt.js';
-import { compensating, holding, quick } from '../activities.js';
+import { compensating, holding, quick } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { failureText, type HostRun } from '../run.js';
 import { compareVersions, type UpgradeOutcome, type UpgradeResult } from '../types.js';

@@ -3,7 +3,7 @@
  * upgrade and the rollback workflows.
  */
 import { CancellationScope, isCancellation } from '@temporalio/workflow';
-import { compensating, quick } from '../activities.js';
+import { compensating, quick } from '../proxies.js';
 import { HostRun, failureText } from '../run.js';
 import { Saga } from './saga.js';
 import type { OnFailure } from '../types.js';

@@ -5,7 +5,7 @@
  * from the backup it made, and fails closed when even that does not come back healthy.
  */
 import { ApplicationFailure, isCancellation } from '@temporalio/workflow';
-import { compensating, heartbeating, quick, routeActivitiesTo } from '../activities.js';
+import { compensating, heartbeating, quick, routeActivitiesTo } from '../proxies.js';
 import { timestampId } from '../clock.js';
 import { recover } from './recover.js';
 import { HostRun, failureText, validateInput } from '../run.js';

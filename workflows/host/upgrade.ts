@@ -15,7 +15,7 @@
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched } from '@temporalio/workflow';
 import type { ResolvedRelease } from '../../activities/releases.js';
-import { network, quick, routeActivitiesTo } from '../activities.js';
+import { network, quick, routeActivitiesTo } from '../proxies.js';
 import { upgradeHop, type Hop, type HopState } from './hop.js';
 import { DEFENSECLAW_RECORDS, closeRecords } from './records.js';
 import { discardVenv as discard } from './recover.js';

@@ -1,5 +1,7 @@
 /**
- * The activities as workflows call them, grouped by how they behave when things go wrong.
+ * workflows/proxies.ts: the activity proxies (proxyActivities) workflows call, grouped by how they
+ * behave when things go wrong (the activities themselves live in activities/).
+ *
  * Timeouts and retries are set here, per kind of work, once.
  *
  * Where they run: a workflow that runs on the controller's (or the local agent's) task queue
