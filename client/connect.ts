@@ -3,7 +3,8 @@
  * is one, otherwise this machine's local agent (embedded dev server + this host's worker),
  * started on demand so that one command does the whole job.
  */
-import { agentPaths, agentStatus, ensureAgent, type AgentInfo } from '../worker/agent/agent.js';
+import { agentStatus, ensureAgent } from '../worker/agent/agent.js';
+import { agentPaths, type AgentInfo } from '../worker/agent/agent-files.js';
 import fs from 'node:fs';
 import { CliFailure } from './errors.js';
 import { loadHostConfig, type HostConfigOverrides } from '../worker/host-config.js';

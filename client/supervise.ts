@@ -9,7 +9,7 @@
  */
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
-import { readAgentInfo } from '../worker/agent/agent.js';
+import { readAgentInfo } from '../worker/agent/agent-files.js';
 import { isAlive } from '../worker/agent/processes.js';
 import { activitySteps } from './commands/show.js';
 import type { Target } from './connect.js';

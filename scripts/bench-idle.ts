@@ -20,7 +20,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { connectTemporal } from '../client/temporal.js';
-import { readAgentInfo } from '../worker/agent/agent.js';
+import { readAgentInfo } from '../worker/agent/agent-files.js';
 import { isAlive } from '../worker/agent/processes.js';
 import { startDevServer } from '../worker/agent/dev-server.js';
 import { hostWorkflowId } from '../workflows/types.js';

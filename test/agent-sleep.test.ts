@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { readAgentInfo, type AgentInfo } from '../worker/agent/agent.js';
+import { readAgentInfo, type AgentInfo } from '../worker/agent/agent-files.js';
 import { isAlive } from '../worker/agent/processes.js';
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';

@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { connectTemporal } from '../client/temporal.js';
 import { FATAL_EXIT_CODE } from '../worker/crash-guard.js';
-import { readAgentInfo } from '../worker/agent/agent.js';
+import { readAgentInfo } from '../worker/agent/agent-files.js';
 import { isAlive } from '../worker/agent/processes.js';
 import { createSimHost, type SimHost } from './fixtures/host/sim-host.js';
 import { startReleaseServer, type ReleaseServer } from './fixtures/releases/server.js';

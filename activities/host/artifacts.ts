@@ -2,7 +2,7 @@
  * Getting a release onto the host without touching anything live: a private staging folder,
  * pre-flight HEADs, resumable downloads checked while they stream against the digest the release
  * layout expects (checksums.txt, or GitHub's digest), protected payloads decoded, and a tarball
- * extracted with suspicion (extract.ts). The signature: signature.ts.
+ * extracted with suspicion (extract.ts), then staged (stage-gateway.ts). The signature: signature.ts.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -11,13 +11,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
 import { VersionSchema, type ArtifactInfo } from '../../workflows/types.js';
-import { lstatOrUndefined, ensureRealDir, inside, readHead, sha256File } from '../fsutil.js';
+import { lstatOrUndefined, ensureRealDir, inside } from '../fsutil.js';
 import { describeHttpError, httpRequest } from '../http.js';
-import { UnsafeArchiveError, extractGateway } from './extract.js';
-import { decodeProtected } from './protected-artifact.js';
-import { isProtectedName, isRefusalEnvelope, isReleaseAssetName, parseChecksums } from '../release-eras.js';
+import { isReleaseAssetName, parseChecksums } from '../release-eras.js';
 import { assetNames, assetUrl, headAsset } from '../releases.js';
-import { run } from '../exec.js';
 import {
   FailureType,
   cancellationSignal,
@@ -28,8 +25,8 @@ import {
   activityContext,
 } from '../support.js';
 
-const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder name');
-const PlatformSchema = z.object({ os: z.enum(['linux', 'darwin']), arch: z.enum(['amd64', 'arm64']) }).strict();
+export const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder name');
+export const PlatformSchema = z.object({ os: z.enum(['linux', 'darwin']), arch: z.enum(['amd64', 'arm64']) }).strict();
 
 export function stagingRoot(config: HostConfig): string {
   return path.join(config.dataDir, 'staging');
@@ -46,10 +43,10 @@ export async function stagingDir(config: HostConfig, stagingId: string): Promise
 }
 
 const downloadUrl = assetUrl;
-const SHA256 = z.string().regex(/^[0-9a-f]{64}$/);
+export const SHA256 = z.string().regex(/^[0-9a-f]{64}$/);
 
 /** Refuses a name that is not one of the release's own assets, or a gateway of another platform. */
-function checkAssetName(version: string, name: string, platform?: { os: string; arch: string }): void {
+export function checkAssetName(version: string, name: string, platform?: { os: string; arch: string }): void {
   const otherPlatform =
     platform && /^defenseclaw_.*_(linux|darwin)_(amd64|arm64)\.(tar\.gz|dcgateway)$/.test(name)
       ? !name.includes(`_${platform.os}_${platform.arch}.`)
@@ -317,101 +314,7 @@ async function restartDownload(config: HostConfig, rawInput: unknown, part: stri
   return downloadArtifact(config, rawInput);
 }
 
-// ------------------------------------------------------------------ stage the new binary
-
 /** Where a run stages the new gateway: beside the target, so the swap is one rename. */
 export function stagedBinaryPath(config: HostConfig, stagingId: string): string {
   return path.join(config.binDir, `.defenseclaw-gateway.${stagingId}.new`);
 }
-
-const StageGatewayInput = z
-  .object({
-    version: VersionSchema,
-    stagingId: STAGING_ID,
-    platform: PlatformSchema,
-    /** The downloaded gateway asset (default: the canonical tarball); a `.dcgateway` is decoded first. */
-    asset: z.string().max(256).optional(),
-    /** Its verified SHA-256, checked again while a protected payload is decoded. */
-    sha256: SHA256.optional(),
-  })
-  .strict();
-
-/**
- * The gateway archive to extract: the tarball itself, or a protected payload decoded beside it
- * (`DEFENSECLAW-PROTECTED-ARTIFACT-V1\n` + archive XOR 0xA5). A refusal envelope is never an archive.
- */
-async function gatewayArchive(dir: string, version: string, asset: string, sha256?: string): Promise<string> {
-  const file = inside(dir, asset);
-  let archive = file;
-  if (isProtectedName(version, asset)) {
-    archive = inside(dir, 'gateway.decoded.tar.gz');
-    await fs.rm(archive, { force: true });
-    await decodeProtected(file, archive, sha256);
-  }
-  if (isRefusalEnvelope(await readHead(archive))) {
-    throw refuse(
-      FailureType.UnsafeArchive,
-      `${asset} is a refusal envelope, not an archive: this release installs only from its protected payload`,
-    );
-  }
-  return archive;
-}
-
-/**
- * Activity: extracts the gateway out of the verified tarball, checks that it reports the target
- * version, signs it on darwin, and stages it beside the live binary (fsynced). Nothing live changes.
- */
-export async function stageGateway(config: HostConfig, rawInput: unknown): Promise<{ sha256: string; stamp?: string }> {
-  const input = validated(StageGatewayInput, rawInput, 'stageGateway');
-  const dir = await stagingDir(config, input.stagingId);
-  const asset = input.asset ?? assetNames(input.version).gateway(input.platform.os, input.platform.arch);
-  checkAssetName(input.version, asset, input.platform);
-  const tarball = await gatewayArchive(dir, input.version, asset, input.sha256);
-  const extracted = path.join(dir, 'defenseclaw');
-  await fs.rm(extracted, { force: true });
-  try {
-    await extractGateway(tarball, extracted);
-  } catch (err) {
-    if (err instanceof UnsafeArchiveError)
-      throw refuse(FailureType.UnsafeArchive, `${path.basename(tarball)}: ${err.message}`);
-    throw err;
-  }
-  await fs.chmod(extracted, 0o755);
-  if (input.platform.os === 'darwin') {
-    const r = await run('codesign', ['-f', '-s', '-', extracted], { env: config.commandEnv, timeoutMs: 60_000 });
-    if (r.exitCode !== 0) throw new Error(`codesign failed: ${r.output.slice(-300)}`);
-  }
-  const r = await run(extracted, ['--version'], { env: config.commandEnv, timeoutMs: 30_000 });
-  const reported = /(\d+\.\d+\.\d+)/.exec(r.output)?.[1];
-  if (r.exitCode !== 0 || reported !== input.version) {
-    throw refuse(
-      FailureType.VersionMismatch,
-      `the new gateway reports ${reported ?? 'no version'} (exit ${r.exitCode}), expected ${input.version}`,
-    );
-  }
-  await ensureRealDir(config.homeDir, config.binDir, 0o755).catch(async () =>
-    fs.mkdir(config.binDir, { recursive: true }),
-  );
-  const staged = stagedBinaryPath(config, input.stagingId);
-  await fs.rm(staged, { force: true });
-  await fs.copyFile(extracted, staged, fs.constants.COPYFILE_EXCL);
-  const fh = await fs.open(staged, 'r+');
-  try {
-    await fh.chmod(0o755);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  return { sha256: await sha256File(staged), stamp: await fileStamp(staged) };
-}
-
-/**
- * What identifies one state of a file without reading it: device, inode, size and the change and
- * modification times in nanoseconds. Any write, chmod, rename onto it or utimes moves its ctime,
- * which nothing but a clock change can set back: a file with the same stamp is the file that was hashed.
- */
-export async function fileStamp(file: string): Promise<string> {
-  const st = await fs.lstat(file, { bigint: true });
-  return [st.dev, st.ino, st.size, st.ctimeNs, st.mtimeNs].join(':');
-}
-export const FILE_STAMP = /^[0-9]{1,20}(:[0-9]{1,30}){4}$/;

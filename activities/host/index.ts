@@ -7,7 +7,9 @@ import type { HostConfig } from '../../worker/host-config.js';
 import type { TicketRelease } from '../../workflows/release-ticket.js';
 import { HostNameSchema } from '../../workflows/types.js';
 import * as artifacts from './artifacts.js';
+import * as stage from './stage-gateway.js';
 import * as backup from './backup.js';
+import * as restore from './restore.js';
 import * as gateway from './gateway.js';
 import * as health from './health.js';
 import * as healthGate from './health-gate.js';
@@ -64,7 +66,7 @@ export function createActivities(config: HostConfig) {
       platform: { os: string; arch: string };
       asset?: string;
       sha256?: string;
-    }) => artifacts.stageGateway(config, input),
+    }) => stage.stageGateway(config, input),
     prepareVenv: (input: { version: string; stagingId: string; asset?: string; sha256?: string }) =>
       install.prepareVenv(config, input),
     removeStaging: (input: { stagingId: string }) => artifacts.removeStaging(config, input),
@@ -89,9 +91,9 @@ export function createActivities(config: HostConfig) {
       health.waitHealthy(config, input),
     /** A ring's promotion gate on this host: /health subsystems and counters, and the operator's check. */
     readGate: (input: { counters: string[]; operatorCheck: boolean }) => healthGate.readGate(config, input),
-    restoreFiles: (input: { backupId: string }) => backup.restoreFiles(config, input),
-    restoreGateway: (input: { backupId: string }) => backup.restoreGateway(config, input),
-    restoreVenv: (input: { backupId: string; preserveCurrentAs?: string }) => backup.restoreVenv(config, input),
+    restoreFiles: (input: { backupId: string }) => restore.restoreFiles(config, input),
+    restoreGateway: (input: { backupId: string }) => restore.restoreGateway(config, input),
+    restoreVenv: (input: { backupId: string; preserveCurrentAs?: string }) => restore.restoreVenv(config, input),
     /** Issue 18: this host's worker installs another defenseclaw-upgrade and restarts into it. */
     updateUpgrader: (input: { version: string; deadlineSeconds?: number }) => upgrader.updateUpgrader(config, input),
     upgraderSwitchOutcome: (input: { version: string }) => upgrader.upgraderSwitchOutcome(config, input),

@@ -8,16 +8,15 @@ import fsp from 'node:fs/promises';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
 import { AGENT_WORKFLOW_QUEUE } from '../../workflows/types.js';
+import { agentIdleSeconds, type AgentLaunchConfig } from './agent.js';
 import {
-  agentIdleSeconds,
   agentPaths,
   ensurePrivateDir,
   writeAgentInfo,
   writeAgentInfoSync,
   writePrivateFile,
   type AgentInfo,
-  type AgentLaunchConfig,
-} from './agent.js';
+} from './agent-files.js';
 import { freePort, PortInUseError, preferPort, startDevServer, type DevServer } from './dev-server.js';
 import { loadHostConfig } from '../host-config.js';
 import { workerIdentity } from '../identity.js';
