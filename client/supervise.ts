@@ -11,6 +11,7 @@ import type { Client, WorkflowHandle } from '@temporalio/client';
 import proto from '@temporalio/proto';
 import { readAgentInfo } from '../worker/agent/agent-files.js';
 import { isAlive } from '../worker/agent/processes.js';
+import { lastPollOf, queuePollers, timestampMs } from '../worker/queue-pollers.js';
 import { activitySteps } from './commands/show.js';
 import type { Target } from './connect.js';
 import { CliFailure, UsageError, oneLine } from './errors.js';
@@ -71,25 +72,10 @@ export async function runPosition(
 
 /** The latest time any worker polled the queue (workflow or activity tasks), per Temporal. */
 export async function lastPoll(client: Client, namespace: string, taskQueue: string): Promise<number | undefined> {
-  const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
-  let last: number | undefined;
-  for (const taskQueueType of [TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY]) {
-    const r = await client.workflowService.describeTaskQueue({
-      namespace,
-      taskQueue: { name: taskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType,
-    });
-    for (const p of r.pollers ?? []) {
-      const t = p.lastAccessTime;
-      const ms = t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : undefined;
-      if (ms !== undefined && (last === undefined || ms > last)) last = ms;
-    }
-  }
-  return last;
-}
-
-function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number | undefined {
-  return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : undefined;
+  const pollers = await Promise.all(
+    (['workflow', 'activity'] as const).map((kind) => queuePollers(client.workflowService, namespace, taskQueue, kind)),
+  );
+  return lastPollOf(pollers.flat());
 }
 
 /** Work a live worker picks up in milliseconds: scheduled this long ago and still not started means none is there. */
@@ -115,11 +101,11 @@ export async function workerGone(
       const { PendingActivityState, PendingWorkflowTaskState } = proto.temporal.api.enums.v1;
       const waiting: number[] = [];
       for (const a of d.raw.pendingActivities ?? []) {
-        const t = ms(a.scheduledTime);
+        const t = timestampMs(a.scheduledTime);
         if (a.state === PendingActivityState.PENDING_ACTIVITY_STATE_SCHEDULED && t !== undefined) waiting.push(t);
       }
       const wt = d.raw.pendingWorkflowTask;
-      const t = ms(wt?.originalScheduledTime ?? wt?.scheduledTime);
+      const t = timestampMs(wt?.originalScheduledTime ?? wt?.scheduledTime);
       if (wt?.state === PendingWorkflowTaskState.PENDING_WORKFLOW_TASK_STATE_SCHEDULED && t !== undefined)
         waiting.push(t);
       const oldest = waiting.length ? Math.min(...waiting) : undefined;

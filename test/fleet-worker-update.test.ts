@@ -19,7 +19,7 @@ import { promisify } from 'node:util';
 import { after, before, describe, test } from 'node:test';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
-import { activityPollers } from '../activities/controller/queue-version.js';
+import { queuePollers } from '../worker/queue-pollers.js';
 import { createControllerActivities } from '../activities/controller/controller.js';
 import { createWorkflowWorker, resolveWorkflowCode } from '../worker/worker.js';
 import { FLEET_TASK_QUEUE, FleetInputSchema, type FleetResult } from '../workflows/fleet/fleet-types.js';
@@ -155,7 +155,7 @@ async function polling(h: LaunchedHost, version: string): Promise<void> {
 
 /** The versions Temporal sees polling a host's activity queue, from their identities. */
 async function pollerVersions(host: string, sinceMs: number): Promise<string[]> {
-  const pollers = await activityPollers(env.client.workflowService, env.namespace ?? 'default', taskQueueForHost(host));
+  const pollers = await queuePollers(env.client.workflowService, env.namespace ?? 'default', taskQueueForHost(host));
   return pollers.filter((p) => (p.lastAccessTime ?? 0) >= sinceMs).map((p) => p.version ?? 'none');
 }
 

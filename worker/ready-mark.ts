@@ -5,7 +5,7 @@
  */
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import proto from '@temporalio/proto';
+import { queuePollers } from './queue-pollers.js';
 import type { NativeConnection } from '@temporalio/worker';
 import { TOOL_VERSION } from './tool-version.js';
 import { rootPaths, underLauncher, writeAtomic } from './upgrader-root.js';
@@ -26,17 +26,10 @@ export interface ReadyMarkOptions {
 export async function markReadyWhenPolling(opts: ReadyMarkOptions): Promise<string | undefined> {
   const env = opts.env ?? process.env;
   if (!underLauncher(env)) return undefined;
-  const { TaskQueueType } = proto.temporal.api.enums.v1;
-  const taskQueueType =
-    opts.kind === 'activity' ? TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY : TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW;
   while (!opts.signal.aborted) {
     try {
-      const r = await opts.connection.workflowService.describeTaskQueue({
-        namespace: opts.namespace,
-        taskQueue: { name: opts.taskQueue },
-        taskQueueType,
-      });
-      if ((r.pollers ?? []).some((p) => p.identity === opts.identity)) {
+      const pollers = await queuePollers(opts.connection.workflowService, opts.namespace, opts.taskQueue, opts.kind);
+      if (pollers.some((p) => p.identity === opts.identity)) {
         const dir = rootPaths(path.resolve(env.DEFENSECLAW_UPGRADER_ROOT!)).readyDir;
         await fsp.mkdir(dir, { recursive: true });
         const file = path.join(dir, TOOL_VERSION);

@@ -8,8 +8,8 @@
  */
 import { Context } from '@temporalio/activity';
 import type { Client } from '@temporalio/client';
-import proto from '@temporalio/proto';
 import { z } from 'zod';
+import { lastPollOf, queuePollers } from '../../worker/queue-pollers.js';
 import { INVENTORY_LIMITS, type HostVisibility } from '../../workflows/fleet/inventory-types.js';
 import {
   HostNameSchema,
@@ -83,19 +83,8 @@ async function lastOutcome(client: Client, host: string): Promise<HostVisibility
 
 /** The last time Temporal saw the queue polled for activities (it forgets pollers after a few minutes). */
 export async function lastPolled(client: Client, taskQueue: string): Promise<string | undefined> {
-  const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
-  const r = await client.workflowService.describeTaskQueue({
-    namespace: client.options.namespace,
-    taskQueue: { name: taskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-    taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-  });
-  let best = 0;
-  for (const p of r.pollers ?? []) {
-    const t = p.lastAccessTime;
-    const ms = t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
-    best = Math.max(best, ms);
-  }
-  return best ? new Date(best).toISOString() : undefined;
+  const last = lastPollOf(await queuePollers(client.workflowService, client.options.namespace, taskQueue));
+  return last ? new Date(last).toISOString() : undefined;
 }
 
 /** What Temporal knows about each host of a batch (the client is the controller's own). */

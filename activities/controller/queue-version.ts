@@ -8,9 +8,8 @@
  * version polls (QueueVersionReverted: the host's launcher went back).
  */
 import { Context } from '@temporalio/activity';
-import proto from '@temporalio/proto';
 import { z } from 'zod';
-import { parseWorkerIdentity } from '../../worker/identity.js';
+import { queuePollers } from '../../worker/queue-pollers.js';
 import { TaskQueueSchema, VersionSchema } from '../../workflows/types.js';
 import { refuse, sleep, validated } from '../support.js';
 
@@ -41,34 +40,6 @@ export interface QueueVersionProof {
   lastAccessTime?: number;
 }
 
-export interface QueuePoller {
-  identity: string;
-  version?: string;
-  lastAccessTime?: number;
-}
-
-function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number | undefined {
-  return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : undefined;
-}
-
-/** The pollers of a queue's activity tasks, with the version each identity reports. */
-export async function activityPollers(
-  service: Context['client']['workflowService'],
-  namespace: string,
-  taskQueue: string,
-): Promise<QueuePoller[]> {
-  const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
-  const r = await service.describeTaskQueue({
-    namespace,
-    taskQueue: { name: taskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-    taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-  });
-  return (r.pollers ?? []).map((p) => {
-    const identity = p.identity ?? '';
-    return { identity, version: parseWorkerIdentity(identity).version, lastAccessTime: ms(p.lastAccessTime) };
-  });
-}
-
 /** Activity: waits until `taskQueue` is polled by a worker of `version` (see the file's comment). */
 export async function awaitQueueVersion(raw: unknown): Promise<QueueVersionProof> {
   const input = validated(InputSchema, raw, 'awaitQueueVersion');
@@ -79,7 +50,7 @@ export async function awaitQueueVersion(raw: unknown): Promise<QueueVersionProof
   let before: Set<string> | undefined;
   for (;;) {
     ctx.heartbeat({ seen: [...seen] });
-    const pollers = await activityPollers(
+    const pollers = await queuePollers(
       ctx.client.workflowService,
       ctx.info.workflowNamespace ?? 'default',
       input.taskQueue,

@@ -5,8 +5,7 @@
  * not report its version), has no entry.
  */
 import type { Client } from '@temporalio/client';
-import proto from '@temporalio/proto';
-import { parseWorkerIdentity } from '../../../worker/identity.js';
+import { queuePollers } from '../../../worker/queue-pollers.js';
 import type { FleetProgress } from '../../../workflows/fleet/fleet-types.js';
 import { taskQueueForHost } from '../../../workflows/types.js';
 import { pollerFreshSeconds } from '../../supervise.js';
@@ -16,10 +15,6 @@ export type UpgraderVersions = Map<string, string>;
 
 const CONCURRENCY = 8;
 
-function ms(t: { seconds?: unknown; nanos?: number | null } | null | undefined): number | undefined {
-  return t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : undefined;
-}
-
 /** The version the freshest activity poller of `taskQueue` reports, if any. */
 export async function queueUpgraderVersion(
   client: Client,
@@ -27,18 +22,12 @@ export async function queueUpgraderVersion(
   taskQueue: string,
   freshS = pollerFreshSeconds(),
 ): Promise<string | undefined> {
-  const { TaskQueueType, TaskQueueKind } = proto.temporal.api.enums.v1;
-  const r = await client.workflowService.describeTaskQueue({
-    namespace,
-    taskQueue: { name: taskQueue, kind: TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-    taskQueueType: TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY,
-  });
   const now = Date.now();
   let best: { at: number; version?: string } | undefined;
-  for (const p of r.pollers ?? []) {
-    const at = ms(p.lastAccessTime) ?? 0;
+  for (const p of await queuePollers(client.workflowService, namespace, taskQueue)) {
+    const at = p.lastAccessTime ?? 0;
     if (now - at > freshS * 1000) continue;
-    if (!best || at > best.at) best = { at, version: parseWorkerIdentity(p.identity ?? '').version };
+    if (!best || at > best.at) best = { at, version: p.version };
   }
   return best?.version;
 }

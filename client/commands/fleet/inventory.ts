@@ -7,8 +7,7 @@
  *   fleet inventory schedule create (hosts) --every S | delete   the standing inventory's schedule
  */
 import { randomBytes } from 'node:crypto';
-import { WorkflowIdConflictPolicy, type Client } from '@temporalio/client';
-import proto from '@temporalio/proto';
+import { WorkflowIdConflictPolicy } from '@temporalio/client';
 import { Command, Option } from 'commander';
 import type { fleetInventory } from '../../../workflows/fleet/inventory.js';
 import {
@@ -20,24 +19,12 @@ import {
 } from '../../../workflows/fleet/inventory-types.js';
 import { TaskQueueSchema } from '../../../workflows/types.js';
 import { connectTarget } from '../../connect.js';
+import { hasWorkflowPollers } from '../../../worker/queue-pollers.js';
 import { CliFailure, UsageError, action, oneLine } from '../../errors.js';
 import { inventoryJson, renderInventory } from '../../render/inventory.js';
 import { addHostSourceOptions, behindFlag, inventoryInputFromFlags, type InventoryFlags } from './inventory-input.js';
 import { registerInventoryScheduleCommands } from './inventory-schedule.js';
 import { flag } from '../shared.js';
-
-async function hasPollers(client: Client, queue: string): Promise<boolean> {
-  try {
-    const r = await client.workflowService.describeTaskQueue({
-      namespace: client.options.namespace,
-      taskQueue: { name: queue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    });
-    return (r.pollers?.length ?? 0) > 0;
-  } catch {
-    return true; // cannot tell: try
-  }
-}
 
 export function newInventoryId(now = new Date()): string {
   const t = now
@@ -79,7 +66,7 @@ export async function inventoryCommand(flags: InventoryFlags): Promise<number> {
       source = `cached, refresh ${state.refreshes}`;
     } else {
       const queue = flags.fleetQueue ? flag(TaskQueueSchema, flags.fleetQueue, '--fleet-queue') : target.workflowQueue;
-      if (!(await hasPollers(target.client, queue)))
+      if (!(await hasWorkflowPollers(target.client.workflowService, target.client.options.namespace, queue)))
         throw new CliFailure(
           `no worker polls ${queue}: run \`defenseclaw-upgrade fleet worker\` on the controller (or the local agent)`,
         );

@@ -11,10 +11,8 @@ import {
   WorkflowExecutionAlreadyStartedError,
   WorkflowIdConflictPolicy,
   WorkflowIdReusePolicy,
-  type Client,
 } from '@temporalio/client';
 import { defineSearchAttributeKey } from '@temporalio/common';
-import proto from '@temporalio/proto';
 import {
   FLEET_LIMITS,
   FLEET_TASK_QUEUE,
@@ -34,6 +32,7 @@ import {
   WORKFLOW_FLEET,
 } from '../../../workflows/types.js';
 import { connectTarget } from '../../connect.js';
+import { hasWorkflowPollers } from '../../../worker/queue-pollers.js';
 import { CliFailure, UsageError, oneLine } from '../../errors.js';
 import { color } from '../../render/format.js';
 import { parseHostsFile, parseHostsList } from '../../hosts-list.js';
@@ -161,7 +160,7 @@ export async function fleetStartCommand(flags: FleetFlags): Promise<number> {
   const target = await connectTarget({});
   try {
     const queue = flags.fleetQueue ?? FLEET_TASK_QUEUE;
-    if (!(await hasPollers(target.client, target.namespace, queue))) {
+    if (!(await hasWorkflowPollers(target.client.workflowService, target.namespace, queue))) {
       process.stderr.write(
         `${color.yellow('warning:')} no worker polls ${queue}; the rollout waits until one runs (\`defenseclaw-upgrade fleet worker\` on a controller machine).\n`,
       );
@@ -217,18 +216,5 @@ export async function fleetStartCommand(flags: FleetFlags): Promise<number> {
     return result.ok ? 0 : 1;
   } finally {
     await target.close();
-  }
-}
-
-async function hasPollers(client: Client, namespace: string, queue: string): Promise<boolean> {
-  try {
-    const r = await client.workflowService.describeTaskQueue({
-      namespace,
-      taskQueue: { name: queue, kind: proto.temporal.api.enums.v1.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      taskQueueType: proto.temporal.api.enums.v1.TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
-    });
-    return (r.pollers?.length ?? 0) > 0;
-  } catch {
-    return true; // cannot tell: say nothing
   }
 }
