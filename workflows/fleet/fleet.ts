@@ -11,20 +11,17 @@
  * on a queue nobody polls never gets its first task, so nothing else would notice). A host that
  * already runs an upgrade or rollback (its fixed workflow ID is taken) fails as "busy". Failed
  * hosts roll themselves back (the child's own policy); when failures exceed the budget no new
- * host starts, the ones in flight finish. Pause / resume / abort are Updates; `progress` is a
- * query. Each run starts at most `hostsPerRun` children, drains, and continues as new carrying
- * the state, so history stays bounded for thousands of hosts.
+ * host starts, the ones in flight finish (fleet-host.ts). Pause / resume / abort are Updates
+ * (fleet-control.ts); `progress` is a query (fleet-report.ts). Each run starts at most
+ * `hostsPerRun` children, drains, and continues as new carrying the state, so history stays
+ * bounded for thousands of hosts.
  *
  * Issue 14: the release is resolved once into a ticket that every child gets, so hosts make no
  * releases-API calls (fleet-ticket.ts); host starts are spread by a per-host jitter (jitter.ts).
  */
 import {
-  ActivityFailure,
   ApplicationFailure,
   CancellationScope,
-  ParentClosePolicy,
-  TimeoutFailure,
-  WorkflowIdReusePolicy,
   allHandlersFinished,
   condition,
   continueAsNew,
@@ -33,31 +30,20 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
-  startChild,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { Activities } from '../../activities/host/index.js';
 import { workflowTime } from '../clock.js';
-import { childResultOf, failureText, validateInput } from '../run.js';
+import { failureText, validateInput } from '../run.js';
 import {
-  ControlRequestSchema,
   FAILED_STATES,
   FleetInputSchema,
-  abortUpdate,
   clip,
-  countStates,
   fleetProgressQuery,
   maintenanceWindowSignal,
-  pauseUpdate,
   resolveLimit,
-  resumeUpdate,
-  type ControlEvent,
-  type ControlRequest,
-  type FleetControlAnswer,
   type FleetHostRecord,
-  type FleetHostState,
   type FleetInput,
   type FleetProgress,
   type FleetResult,
@@ -68,16 +54,14 @@ import {
 import { rolloutTicket, ticketArgs } from './fleet-ticket.js';
 import { waitJitter } from './jitter.js';
 import { RELEASE_TICKET, type ReleaseTicket } from '../release-ticket.js';
-import type { rollbackHost } from '../host/rollback.js';
 import { fleetComponent, type FleetComponent } from './fleet-component.js';
-import {
-  SEARCH_ATTRIBUTES,
-  WORKFLOW_ROLLBACK,
-  hostWorkflowId,
-  isVersion,
-  taskQueueForHost,
-  type UpgradeResult,
-} from '../types.js';
+import { registerControls } from './fleet-control.js';
+import { endHost, notPickedUp, recheckCanary, upgradeChild } from './fleet-host.js';
+import { describeVerdict, detailsText, failureCount, fleetProgress, skipReason } from './fleet-report.js';
+import { SEARCH_ATTRIBUTES, taskQueueForHost } from '../types.js';
+
+/** rings.ts still imports it from here. */
+export { notPickedUp };
 
 /** Stop starting children in a run past this many events (Temporal warns at 10k). */
 const HISTORY_SOFT_LIMIT = 7000;
@@ -130,15 +114,7 @@ class Fleet {
     };
 
     setHandler(fleetProgressQuery, () => this.progress());
-    setHandler(pauseUpdate, (req) => this.control('pause', req), {
-      validator: (req) => this.checkControl('pause', req),
-    });
-    setHandler(resumeUpdate, (req) => this.control('resume', req), {
-      validator: (req) => this.checkControl('resume', req),
-    });
-    setHandler(abortUpdate, (req) => this.control('abort', req), {
-      validator: (req) => this.checkControl('abort', req),
-    });
+    registerControls(this.state, this.inFlight, () => this.details());
     setHandler(maintenanceWindowSignal, (w) => {
       this.state.windowClosed = w?.open === false ? true : undefined;
       this.details();
@@ -228,7 +204,7 @@ class Fleet {
         : failureText(err);
       this.state.stopReason = clip(`could not resolve ${wanted} on ${this.resolver}'s worker: ${why}`);
       const i = this.input.hosts.indexOf(this.resolver);
-      if (i >= 0 && notPickedUp(err)) this.end(this.state.hosts[i]!, 'unreachable', { reason: why });
+      if (i >= 0 && notPickedUp(err)) endHost(this.state.hosts[i]!, 'unreachable', { reason: why });
       return false;
     }
   }
@@ -248,49 +224,16 @@ class Fleet {
         for (const i of baking) this.state.hosts[i]!.step = undefined;
         return false;
       }
-      await Promise.all(baking.map((i) => this.recheck(i)));
+      await Promise.all(
+        baking.map((i) =>
+          recheckCanary(this.state.hosts[i]!, this.state.version!, this.input, this.component, (host) =>
+            this.childPlacement(host),
+          ),
+        ),
+      );
     }
     for (const i of baking) this.state.hosts[i]!.step = undefined;
     return this.canaryFailed() === undefined;
-  }
-
-  /** A canary at the end of the bake, re-checked on its own worker; a relapse of DefenseClaw is rolled back. */
-  private async recheck(i: number): Promise<void> {
-    const rec = this.state.hosts[i]!;
-    rec.step = 'bake-check';
-    const checked = await this.component.recheck(rec.host, this.state.version!);
-    if ('ok' in checked) return;
-    if ('unreachable' in checked) return this.end(rec, 'unreachable', { reason: checked.unreachable });
-    rec.reason = clip(checked.relapsed);
-    if (!checked.rollBack) return this.end(rec, 'failed', { reason: checked.relapsed });
-    // It relapsed: put it back on its backup, like any failed host.
-    rec.step = 'rollback';
-    const reason = rec.reason;
-    try {
-      const child = await startChild<typeof rollbackHost>(WORKFLOW_ROLLBACK, {
-        workflowId: hostWorkflowId(rec.host),
-        taskQueue: this.childPlacement(rec.host).taskQueue,
-        args: [
-          {
-            host: rec.host,
-            healthTimeoutSeconds: this.input.healthTimeoutSeconds,
-            requestedBy: this.input.requestedBy,
-            ...this.childPlacement(rec.host).input,
-          },
-        ],
-        workflowIdReusePolicy: WorkflowIdReusePolicy.ALLOW_DUPLICATE,
-        parentClosePolicy: ParentClosePolicy.REQUEST_CANCEL,
-        staticSummary: `Roll back canary ${rec.host} (fleet ${this.input.fleetId})`,
-      });
-      const r = await child.result().catch((err: unknown) => resultOf(err));
-      if (r?.ok) {
-        this.end(rec, 'rolled-back', { after: r.to, outcome: 'rolled-back', reason: `${reason}; rolled back` });
-      } else {
-        this.end(rec, 'failed', { outcome: r?.outcome, reason: `${reason}; the rollback failed: ${r?.message ?? ''}` });
-      }
-    } catch (err) {
-      this.end(rec, 'failed', { reason: `${reason}; could not start the rollback: ${failureText(err)}` });
-    }
   }
 
   /**
@@ -327,7 +270,7 @@ class Fleet {
       .run(() => this.upgradeOne(this.state.hosts[i]!))
       .catch((err: unknown) => {
         const rec = this.state.hosts[i]!;
-        if (rec.state === 'upgrading') this.end(rec, 'failed', { reason: failureText(err) });
+        if (rec.state === 'upgrading') endHost(rec, 'failed', { reason: failureText(err) });
       })
       .finally(() => {
         this.inFlight.delete(i);
@@ -347,9 +290,9 @@ class Fleet {
       // A host still waiting out its jitter has not started: an abort or a stop skips it.
       const waited = await waitJitter(host, this.input.jitterMs);
       if (!waited || this.state.aborted)
-        return this.end(rec, 'skipped', { outcome: 'cancelled', reason: 'aborted before it started' });
+        return endHost(rec, 'skipped', { outcome: 'cancelled', reason: 'aborted before it started' });
       if (this.failures() > this.maxFailures || this.canaryFailed())
-        return this.end(rec, 'skipped', {
+        return endHost(rec, 'skipped', {
           reason: 'not started: the rollout stopped starting hosts during its jitter',
         });
       rec.step = 'probe';
@@ -366,82 +309,17 @@ class Fleet {
       await probe.checkHost.executeWithOptions({ summary: `probe ${host}'s worker` }, [{ host }]);
     } catch (err) {
       if (isCancellation(err))
-        return this.end(rec, 'skipped', { outcome: 'cancelled', reason: 'aborted before it started' });
+        return endHost(rec, 'skipped', { outcome: 'cancelled', reason: 'aborted before it started' });
       if (notPickedUp(err)) {
-        return this.end(rec, 'unreachable', {
+        return endHost(rec, 'unreachable', {
           reason: `no worker picked up work on ${queue} within ${this.input.unreachableSeconds} s`,
         });
       }
-      return this.end(rec, 'failed', { reason: `probe: ${failureText(err)}` });
+      return endHost(rec, 'failed', { reason: `probe: ${failureText(err)}` });
     }
 
     rec.step = undefined;
-    const version = this.state.version!;
-    let child;
-    try {
-      child = await this.component.start(host, version);
-    } catch (err) {
-      if (err instanceof WorkflowExecutionAlreadyStartedError) {
-        return this.end(rec, 'failed', {
-          outcome: 'busy',
-          reason: this.component.busy(host),
-        });
-      }
-      if (isCancellation(err))
-        return this.end(rec, 'skipped', { outcome: 'cancelled', reason: 'aborted before it started' });
-      return this.end(rec, 'failed', { reason: `could not start the upgrade: ${failureText(err)}` });
-    }
-
-    let result: UpgradeResult | undefined;
-    try {
-      result = await child.result();
-    } catch (err) {
-      result = resultOf(err);
-      if (!result) {
-        const cancelled = isCancellation(err);
-        return this.end(rec, 'failed', {
-          outcome: cancelled ? 'cancelled' : undefined,
-          reason: cancelled
-            ? `cancelled by the abort; the host compensated its own changes (see \`defenseclaw-upgrade status --host ${host}\`)`
-            : failureText(err),
-        });
-      }
-    }
-    this.applyResult(rec, result);
-  }
-
-  private applyResult(rec: FleetHostRecord, r: UpgradeResult): void {
-    const from = isVersion(r.from) ? r.from : undefined;
-    if (from) rec.before = from;
-    const why = r.failure ? `${r.failure.step}: ${r.failure.error}` : r.message;
-    if (r.ok) return this.end(rec, 'healthy', { after: r.to, outcome: r.outcome });
-    switch (r.outcome) {
-      case 'rolled-back':
-        return this.end(rec, 'rolled-back', { after: from, outcome: r.outcome, reason: why });
-      case 'failed-unchanged':
-        return this.end(rec, 'failed', { after: from, outcome: r.outcome, reason: why });
-      case 'rollback-failed':
-        return this.end(rec, 'failed', {
-          outcome: r.outcome,
-          reason: `${why}; ROLLBACK FAILED: ${r.compensation?.hostState ?? r.message}`,
-        });
-      default:
-        return this.end(rec, 'failed', { outcome: r.outcome, reason: why });
-    }
-  }
-
-  private end(
-    rec: FleetHostRecord,
-    state: FleetHostState,
-    o: { after?: string; outcome?: FleetHostRecord['outcome']; reason?: string } = {},
-  ): void {
-    rec.state = state;
-    rec.step = undefined;
-    if (o.after !== undefined && isVersion(o.after)) rec.after = o.after;
-    if (o.outcome) rec.outcome = o.outcome;
-    if (o.reason !== undefined) rec.reason = clip(o.reason);
-    rec.startedAt ??= workflowTime();
-    rec.endedAt = workflowTime();
+    await upgradeChild(rec, this.state.version!, this.component);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -453,16 +331,7 @@ class Fleet {
   }
 
   private finish(verdict: FleetVerdict): FleetResult {
-    const reasonForSkip =
-      verdict === 'failure-budget-exceeded'
-        ? `not started: ${this.failures()} failures exceed the budget of ${this.maxFailures}`
-        : verdict === 'aborted'
-          ? `not started: the rollout was aborted`
-          : verdict === 'canary-failed'
-            ? `not started: the canary failed`
-            : verdict === 'resolve-failed'
-              ? 'not started: the release could not be resolved'
-              : 'not started';
+    const reasonForSkip = skipReason(verdict, this.failures(), this.maxFailures);
     if (verdict === 'failure-budget-exceeded' && !this.state.stopReason) {
       this.state.stopReason = `${this.failures()} failures exceed the budget of ${this.maxFailures}`;
     }
@@ -475,7 +344,7 @@ class Fleet {
     this.state.phase = 'finished';
     this.endedAt = workflowTime();
     this.verdict = verdict;
-    this.message = this.describe(verdict);
+    this.message = describeVerdict(this.input, this.state, this.maxFailures, verdict);
     upsertSearchAttributes({ [SEARCH_ATTRIBUTES.outcome]: [verdict] });
     this.details();
     const result: FleetResult = { ...this.progress(), verdict, message: this.message, ok: verdict === 'succeeded' };
@@ -488,132 +357,27 @@ class Fleet {
     });
   }
 
-  private describe(verdict: FleetVerdict): string {
-    const c = countStates(this.state.hosts);
-    const id = this.input.fleetId;
-    const v = this.state.version ?? this.input.version ?? 'the latest release';
-    const failed = this.state.hosts.filter((h) => FAILED_STATES.includes(h.state));
-    const list = failed
-      .slice(0, 5)
-      .map((h) => `${h.host} ${h.state}${h.reason ? ` (${clip(h.reason, 80)})` : ''}`)
-      .join('; ');
-    const more = failed.length > 5 ? `; and ${failed.length - 5} more` : '';
-    const failures = failed.length ? ` Failed: ${list}${more}.` : '';
-    const skipped = c.skipped ? ` ${c.skipped} host${c.skipped === 1 ? '' : 's'} skipped, left as they were.` : '';
-    const on = `${c.healthy}/${this.total} hosts on ${v} and healthy`;
-    switch (verdict) {
-      case 'succeeded':
-        return `fleet ${id}: all ${this.total} hosts on ${v} and healthy.`;
-      case 'completed-with-failures':
-        return `fleet ${id} completed with ${failed.length} failure${failed.length === 1 ? '' : 's'} (budget ${this.maxFailures}): ${on}.${failures}`;
-      case 'failure-budget-exceeded':
-        return `fleet ${id} STOPPED: ${failed.length} failures exceed the budget of ${this.maxFailures}; hosts in flight finished; ${on}.${skipped}${failures}`;
-      case 'canary-failed':
-        return `fleet ${id} STOPPED at the canary: ${this.state.stopReason ?? 'a canary failed'}.${skipped}${failures}`;
-      case 'aborted': {
-        const who = [...this.state.controls].reverse().find((e) => e.action === 'abort');
-        const by = who?.by ? ` by ${who.by}` : '';
-        const why = who?.reason ? ` (${who.reason})` : '';
-        return `fleet ${id} ABORTED${by}${why}: ${on}.${skipped}${failures}`;
-      }
-      case 'resolve-failed':
-        return `fleet ${id} did not start: ${this.state.stopReason ?? 'the release could not be resolved'}.${skipped}`;
-    }
-  }
-
   // ---------------------------------------------------------------------------------------------
   // Control and progress
 
-  private checkControl(action: ControlEvent['action'], req: ControlRequest | undefined): void {
-    const r = ControlRequestSchema.safeParse(req ?? {});
-    if (!r.success) throw new Error(`invalid ${action} request`);
-    if (this.state.phase === 'finished') throw new Error('the rollout has finished');
-    if (this.state.aborted) throw new Error('the rollout was already aborted');
-    if (action === 'pause' && this.state.paused) throw new Error('the rollout is already paused');
-    if (action === 'resume' && !this.state.paused) throw new Error('the rollout is not paused');
-    if (action !== 'abort' && r.data.cancelInFlight !== undefined) throw new Error('cancelInFlight is for abort only');
-  }
-
-  private control(action: ControlEvent['action'], req: ControlRequest | undefined): FleetControlAnswer {
-    const r = ControlRequestSchema.parse(req ?? {});
-    this.state.controls.push({ action, at: workflowTime(), by: r.by, reason: r.reason });
-    if (this.state.controls.length > 20) this.state.controls.splice(0, this.state.controls.length - 20);
-    if (action === 'pause') this.state.paused = true;
-    if (action === 'resume') this.state.paused = false;
-    if (action === 'abort') {
-      this.state.aborted = true;
-      this.state.paused = false;
-      this.state.stopReason = clip(`aborted${r.by ? ` by ${r.by}` : ''}${r.reason ? `: ${r.reason}` : ''}`);
-      if (r.cancelInFlight) {
-        this.state.cancelInFlight = true;
-        for (const scope of this.inFlight.values()) scope.cancel();
-      }
-    }
-    this.details();
-    const c = countStates(this.state.hosts);
-    return {
-      paused: this.state.paused,
-      aborted: this.state.aborted,
-      phase: this.state.phase,
-      inFlight: this.inFlight.size,
-      waiting: c.waiting,
-    };
-  }
-
   progress(): FleetProgress {
-    const info = workflowInfo();
-    return {
-      fleetId: this.input.fleetId,
-      ...(this.input.component === 'worker' ? { component: this.input.component } : {}),
-      phase: this.state.phase,
-      version: this.state.version,
-      requestedVersion: this.input.version,
-      paused: this.state.paused,
-      aborted: this.state.aborted,
-      stopReason: this.state.stopReason,
+    return fleetProgress(this.input, this.state, this, {
       verdict: this.verdict,
       message: this.message,
-      settings: {
-        canary: this.input.canary,
-        batch: this.batch,
-        maxFailures: this.maxFailures,
-        bakeSeconds: this.input.bakeSeconds,
-        healthTimeoutSeconds: this.input.healthTimeoutSeconds,
-        unreachableSeconds: this.input.unreachableSeconds,
-        hostsPerRun: this.input.hostsPerRun,
-        resolver: this.resolver,
-        taskQueue: this.input.taskQueue,
-        jitterMs: this.input.jitterMs,
-      },
-      counts: countStates(this.state.hosts),
-      failures: this.failures(),
-      inFlight: this.inFlight.size,
-      startedAt: this.state.startedAt,
       endedAt: this.endedAt,
-      bakeStartedAt: this.state.bakeStartedAt,
-      bakeEndsAt: this.state.bakeEndsAt,
-      run: this.state.runs,
-      historyLength: info.historyLength,
-      controls: this.state.controls,
-      hosts: this.state.hosts,
-    };
+      inFlight: this.inFlight.size,
+      historyLength: workflowInfo().historyLength,
+    });
   }
 
   private details(): void {
-    const c = countStates(this.state.hosts);
-    const flags = `${this.state.paused ? ' PAUSED' : ''}${this.state.windowClosed ? ' WINDOW CLOSED' : ''}${this.state.aborted ? ' ABORTED' : ''}`;
-    setCurrentDetails(
-      `fleet ${this.input.fleetId} → ${this.state.version ?? this.input.version ?? 'latest'}: ${this.state.phase}${flags}; ` +
-        `${c.healthy} healthy, ${c.upgrading} upgrading, ${c.waiting} waiting, ${this.failures()} failed (budget ${this.maxFailures}), ${c.skipped} skipped`,
-    );
+    setCurrentDetails(detailsText(this.input, this.state, this.maxFailures));
   }
 
   // ---------------------------------------------------------------------------------------------
 
   private failures(): number {
-    let n = 0;
-    for (const h of this.state.hosts) if (FAILED_STATES.includes(h.state)) n += 1;
-    return n;
+    return failureCount(this.state.hosts);
   }
 
   private canaryFailed(): FleetHostRecord | undefined {
@@ -643,18 +407,4 @@ class Fleet {
     }
     return { taskQueue: this.queueOf(host), input: {} };
   }
-}
-
-/** True when an activity timed out waiting for a worker to pick it up (nobody polls the queue). */
-export function notPickedUp(err: unknown): boolean {
-  return (
-    err instanceof ActivityFailure &&
-    err.cause instanceof TimeoutFailure &&
-    err.cause.timeoutType === 'SCHEDULE_TO_START'
-  );
-}
-
-/** The UpgradeResult a failed child attached to its failure (see HostRun.finish). */
-function resultOf(err: unknown): UpgradeResult | undefined {
-  return childResultOf<UpgradeResult>(err);
 }

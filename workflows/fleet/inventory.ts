@@ -12,7 +12,7 @@ import { executeChild, proxyActivities, workflowInfo } from '@temporalio/workflo
 import type { Activities } from '../../activities/host/index.js';
 import type { ControllerActivities } from '../../activities/controller/controller.js';
 import { workflowTime } from '../clock.js';
-import { notPickedUp } from './fleet.js';
+import { notPickedUp } from './fleet-host.js';
 import {
   INVENTORY_LIMITS,
   InventoryInputSchema,

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { onHost } from '../proxies.js';
 import { clip } from './fleet-types.js';
-import { notPickedUp } from './fleet.js';
+import { notPickedUp } from './fleet-host.js';
 import { RING_LIMITS, UnreachableSecondsSchema } from './ring-types.js';
 import { failureText, validateInput } from '../run.js';
 import { HostNameSchema, TaskQueueSchema } from '../types.js';

@@ -20,7 +20,7 @@ import type { GateReading } from '../../activities/host/health-gate.js';
 import { onHost } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { clip } from './fleet-types.js';
-import { notPickedUp } from './fleet.js';
+import { notPickedUp } from './fleet-host.js';
 import {
   CounterNameSchema,
   GatesSchema,
