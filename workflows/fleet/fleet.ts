@@ -61,7 +61,6 @@ import { describeVerdict, detailsText, failureCount, fleetProgress, skipReason }
 import { SEARCH_ATTRIBUTES, taskQueueForHost } from '../types.js';
 
 /** rings.ts still imports it from here. */
-export { notPickedUp };
 
 /** Stop starting children in a run past this many events (Temporal warns at 10k). */
 const HISTORY_SOFT_LIMIT = 7000;

@@ -41,7 +41,7 @@ import {
 import { onHost } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { clip, resolveLimit } from './fleet-types.js';
-import { notPickedUp } from './fleet.js';
+import { notPickedUp } from './fleet-host.js';
 import { checkTimeZone, describeWindow, windowState } from './maintenance-window.js';
 import { RolloutEvents } from './ring-events.js';
 import { fleetHalt, runRingFleet, sharedQueue } from './ring-fleet.js';
