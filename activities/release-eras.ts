@@ -1,7 +1,11 @@
 /**
- * Release eras: what a DefenseClaw release is, read from what it publishes (never from its version
- * number alone). Pure: the resolve activity fetches the releases JSON, checksums.txt and
- * upgrade-manifest.json, and this module decides.
+ * What a DefenseClaw release is, read from what it publishes (never from its version number alone):
+ * the part every era shares. The resolve activity fetches the releases JSON, checksums.txt and
+ * upgrade-manifest.json; this module reads them and decides, asking the release's era
+ * (workflows/eras/, one module per era) for everything that differs between eras: which files carry
+ * the gateway and the wheel, the rules of releases tagged in it (manifest, signature, identities).
+ * What stays here is the same for every era: checksums.txt and GitHub's digest cover each file (both
+ * present must agree), the manifest's format, and refusing before anything is downloaded.
  *
  * | era        | tags          | gateway / wheel assets                                   | how each file is verified            |
  * | goreleaser | 0.3.x – 0.6.0 | `defenseclaw_{v}_{os}_{arch}.tar.gz`, `defenseclaw-{v}-py3-none-any.whl` | checksums.txt (tarballs only); the wheel by GitHub's asset `digest` |
@@ -12,60 +16,29 @@
  * `scripts/generate-upgrade-manifest.py`, `scripts/release_candidate.py` and `cmd_upgrade.py` at each tag.
  */
 import { z } from 'zod';
-import { compareVersions, isVersion, type Platform } from '../workflows/types.js';
-import type {
-  ReleaseAsset,
-  ReleaseEra,
-  ReleaseLayout,
-  ReleaseManifestInfo,
-  VerifiedBy,
-} from '../workflows/release-layout.js';
+import {
+  CHECKSUMS,
+  COMMON_NAMES,
+  MANIFEST,
+  OIDC_ISSUER,
+  PLATFORMS,
+  platformKey,
+  type ManifestArtifacts,
+  type Refused,
+} from '../workflows/eras/era.js';
+import {
+  ERAS,
+  MAX_MANIFEST_SCHEMA,
+  eraOfManifestSchema,
+  eraOfTag,
+  isReleaseAssetName,
+} from '../workflows/eras/index.js';
+import { isRefusalEnvelopeText } from '../workflows/eras/protected.js';
+import type { ReleaseAsset, ReleaseLayout, ReleaseManifestInfo, VerifiedBy } from '../workflows/release-layout.js';
+import { compareVersions, isVersion } from '../workflows/types.js';
 import { FailureType, refuse } from './support.js';
 
-export const CHECKSUMS = 'checksums.txt';
-export const MANIFEST = 'upgrade-manifest.json';
-/** The first release whose signature is mandatory and whose identity is release.yaml@refs/heads/main only. */
-export const STRICT_SIGNATURE_FROM = '0.8.4';
-export const OIDC_ISSUER = 'https://token.actions.githubusercontent.com';
-
-const PLATFORMS: Platform[] = [
-  { os: 'linux', arch: 'amd64' },
-  { os: 'linux', arch: 'arm64' },
-  { os: 'darwin', arch: 'amd64' },
-  { os: 'darwin', arch: 'arm64' },
-];
-
-const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-/** The names a release of `version` may carry that we ever download. Anything else is refused. */
-export function releaseAssetNames(version: string) {
-  const v = esc(version);
-  return {
-    tarball: (p: Platform) => `defenseclaw_${version}_${p.os}_${p.arch}.tar.gz`,
-    wheel: `defenseclaw-${version}-py3-none-any.whl`,
-    protectedGateway: new RegExp(`^defenseclaw_${v}_protocol2_(linux|darwin)_(amd64|arm64)\\.dcgateway$`),
-    protectedWheel: new RegExp(`^defenseclaw-${v}-[0-9]{1,3}-py3-none-any\\.dcwheel$`),
-    checksums: CHECKSUMS,
-    signature: `${CHECKSUMS}.sig`,
-    certificate: `${CHECKSUMS}.pem`,
-    bundle: `${CHECKSUMS}.bundle`,
-    manifest: MANIFEST,
-  };
-}
-
-/** Whether `name` is one of the assets of `version` that this tool downloads. */
-export function isReleaseAssetName(version: string, name: string): boolean {
-  const n = releaseAssetNames(version);
-  if ([n.wheel, n.checksums, n.signature, n.certificate, n.bundle, n.manifest].includes(name)) return true;
-  if (PLATFORMS.some((p) => n.tarball(p) === name)) return true;
-  return n.protectedGateway.test(name) || n.protectedWheel.test(name);
-}
-
-/** Whether `name` is a protected payload (`.dcgateway` / `.dcwheel`) of `version`. */
-export function isProtectedName(version: string, name: string): boolean {
-  const n = releaseAssetNames(version);
-  return n.protectedGateway.test(name) || n.protectedWheel.test(name);
-}
+export { CHECKSUMS, MANIFEST, OIDC_ISSUER, isReleaseAssetName };
 
 // ------------------------------------------------------------------ checksums.txt
 
@@ -123,20 +96,18 @@ const ManifestJson = z
   })
   .passthrough();
 
-/** Reads upgrade-manifest.json (schema 1 at 0.6.1–0.8.3, schema 2 at 0.8.4+). */
+/** Reads upgrade-manifest.json (schema 1 at 0.6.1–0.8.3, schema 2 at 0.8.4+: see workflows/eras/). */
 export function parseUpgradeManifest(
   json: unknown,
   version: string,
-): ReleaseManifestInfo & {
-  artifacts?: { gateways: Record<string, Record<string, string>>; wheel: string };
-} {
+): ReleaseManifestInfo & { artifacts?: ManifestArtifacts } {
   const r = ManifestJson.safeParse(json);
   if (!r.success) throw refuse(FailureType.InvalidInput, `upgrade-manifest.json of ${version} is not a valid manifest`);
   const m = r.data;
-  if (m.schema_version > 2) {
+  if (m.schema_version > MAX_MANIFEST_SCHEMA) {
     throw refuse(
       FailureType.InvalidInput,
-      `upgrade-manifest.json of ${version} has schema ${m.schema_version}, newer than this tool understands (1–2)`,
+      `upgrade-manifest.json of ${version} has schema ${m.schema_version}, newer than this tool understands (1–${MAX_MANIFEST_SCHEMA})`,
     );
   }
   if (m.release_version !== version) {
@@ -145,7 +116,7 @@ export function parseUpgradeManifest(
       `upgrade-manifest.json names release ${m.release_version}, not ${version}`,
     );
   }
-  if (m.schema_version === 2 && !m.release_artifacts) {
+  if (eraOfManifestSchema(m.schema_version)?.payloadsNamedByManifest && !m.release_artifacts) {
     throw refuse(FailureType.InvalidInput, `upgrade-manifest.json of ${version} (schema 2) names no release artifacts`);
   }
   const bridge = m.required_bridge_version;
@@ -174,14 +145,9 @@ export function parseUpgradeManifest(
 
 // ------------------------------------------------------------------ refusal envelopes
 
-/**
- * A protected release's canonical names hold two lines of text (`release_candidate.py`
- * `_refusal_envelope_payload`): "DefenseClaw {v} requires the 0.8.4 upgrade bridge." / "must be
- * installed by the release-owned staged upgrade resolver.", then "No changes were made. …".
- */
+/** Whether a file's first bytes are a protected release's refusal envelope (workflows/eras/protected.ts). */
 export function isRefusalEnvelope(head: Buffer): boolean {
-  const text = head.subarray(0, 512).toString('latin1');
-  return /^DefenseClaw \S+ /.test(text) && /No changes were made/.test(text);
+  return isRefusalEnvelopeText(head.subarray(0, 512).toString('latin1'));
 }
 
 // ------------------------------------------------------------------ the decision
@@ -200,13 +166,6 @@ export interface ReleaseFacts {
   allowUnverified: boolean;
 }
 
-/** The certificate identities acceptable for `version` of `repo` (its release workflow, by tag or main). */
-export function acceptedIdentities(repo: string, version: string): string[] {
-  const base = `https://github.com/${repo}/.github/workflows/release.yaml@`;
-  const main = `${base}refs/heads/main`;
-  return [main, `${base}refs/tags/${version}`, `${base}refs/tags/v${version}`];
-}
-
 /**
  * Decides what a release is: which assets carry the gateway (per platform) and the wheel, how each
  * is verified (its checksums.txt line, else GitHub's digest; both present must agree), which
@@ -214,24 +173,23 @@ export function acceptedIdentities(repo: string, version: string): string[] {
  * safely, before anything is downloaded.
  */
 export function classifyRelease(f: ReleaseFacts): ReleaseLayout {
-  const n = releaseAssetNames(f.version);
   const byName = new Map(f.assets.map((a) => [a.name, a]));
   const sums = f.checksums ? parseChecksums(f.checksums.text) : new Map<string, string>();
   const manifest = f.manifest;
-  const era: ReleaseEra = manifest?.schema === 2 ? 'protected' : manifest ? 'manifest' : 'goreleaser';
+  const era = eraOfManifestSchema(manifest?.schema)!;
+  const tagEra = eraOfTag(f.version);
 
-  if (!manifest && compareVersions(f.version, STRICT_SIGNATURE_FROM) >= 0) {
-    throw refuse(
-      FailureType.InvalidInput,
-      `release ${f.version} has no upgrade-manifest.json; every release from ${STRICT_SIGNATURE_FROM} must carry one (its canonical assets are refusal envelopes)`,
-    );
+  if (!manifest) {
+    const published = f.assets.map((a) => a.name);
+    for (const e of ERAS) {
+      const why = e.refuseWithoutManifest?.(f.version, published, e === tagEra);
+      if (why) throw refuse(FailureType.InvalidInput, why);
+    }
   }
-  if (!manifest && f.assets.some((a) => isProtectedName(f.version, a.name))) {
-    throw refuse(
-      FailureType.InvalidInput,
-      `release ${f.version} publishes protected payloads but no upgrade-manifest.json; refusing its canonical assets (refusal envelopes)`,
-    );
-  }
+  const named = <T>(x: T | Refused): T => {
+    if (x && typeof x === 'object' && 'refused' in x) throw refuse(FailureType.InvalidInput, x.refused);
+    return x as T;
+  };
 
   const ref = (name: string, required: boolean, mustVerify = true): ReleaseAsset | undefined => {
     const a = byName.get(name);
@@ -259,44 +217,30 @@ export function classifyRelease(f: ReleaseFacts): ReleaseLayout {
   };
 
   const gateways: ReleaseLayout['gateways'] = {};
-  let wheel: ReleaseLayout['wheel'];
-  if (era === 'protected') {
-    const art = manifest!.artifacts!;
-    for (const p of PLATFORMS) {
-      const name = art.gateways[p.os]?.[p.arch];
-      if (name === undefined) continue;
-      if (!n.protectedGateway.test(name) || !name.includes(`_${p.os}_${p.arch}.`)) {
-        throw refuse(
-          FailureType.InvalidInput,
-          `upgrade-manifest.json names an unexpected gateway asset for ${p.os}/${p.arch}`,
-        );
-      }
-      const a = ref(name, false);
-      if (a) gateways[`${p.os}/${p.arch}`] = { ...a, format: 'protected' };
-    }
-    if (!n.protectedWheel.test(art.wheel)) {
-      throw refuse(FailureType.InvalidInput, 'upgrade-manifest.json names an unexpected wheel asset');
-    }
-    wheel = { ...ref(art.wheel, true)!, format: 'protected' };
-  } else {
-    for (const p of PLATFORMS) {
-      const a = ref(n.tarball(p), false);
-      if (a) gateways[`${p.os}/${p.arch}`] = { ...a, format: 'tar.gz' };
-    }
-    wheel = { ...ref(n.wheel, true)!, format: 'whl' };
+  for (const p of PLATFORMS) {
+    const name = named(era.gatewayAsset(f.version, p, manifest?.artifacts));
+    if (name === undefined) continue;
+    const a = ref(name, false);
+    if (a) gateways[platformKey(p)] = { ...a, format: era.formats.gateway };
   }
+  const wheel: ReleaseLayout['wheel'] = {
+    ...ref(named(era.wheelAsset(f.version, manifest?.artifacts)), true)!,
+    format: era.formats.wheel,
+  };
 
-  const strict = compareVersions(f.version, STRICT_SIGNATURE_FROM) >= 0;
-  const sig = byName.get(n.signature);
-  const pem = byName.get(n.certificate);
-  const bundle = byName.get(n.bundle);
+  const strict = tagEra.signature.required;
+  const sig = byName.get(COMMON_NAMES.signature);
+  const pem = byName.get(COMMON_NAMES.certificate);
+  const bundle = byName.get(COMMON_NAMES.bundle);
   const signed = Boolean(sig && pem && f.checksums);
   // The signature and its certificate are verified by what they are, not by a digest.
-  const sigFiles = signed ? [ref(n.signature, true, false)!, ref(n.certificate, true, false)!] : [];
+  const sigFiles = signed
+    ? [ref(COMMON_NAMES.signature, true, false)!, ref(COMMON_NAMES.certificate, true, false)!]
+    : [];
 
   return {
     version: f.version,
-    era,
+    era: era.name,
     gateways,
     wheel,
     checksums: f.checksums
@@ -307,7 +251,7 @@ export function classifyRelease(f: ReleaseFacts): ReleaseLayout {
       files: sigFiles,
       bundle: bundle?.name,
       required: strict,
-      identities: strict ? [acceptedIdentities(f.repo, f.version)[0]!] : acceptedIdentities(f.repo, f.version),
+      identities: tagEra.signature.identities(f.repo, f.version),
       issuer: OIDC_ISSUER,
     },
     manifest: manifest

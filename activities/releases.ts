@@ -10,6 +10,8 @@ import type { HostConfig } from '../worker/host-config.js';
 import type { ReleaseLayout } from '../workflows/release-layout.js';
 import { VersionSchema, compareVersions, isVersion, type Platform } from '../workflows/types.js';
 import { describeHttpError, httpRequest, type HttpResponse } from './http.js';
+import { COMMON_NAMES } from '../workflows/eras/era.js';
+import { tarballName, wheelName } from '../workflows/eras/goreleaser.js';
 import {
   CHECKSUMS,
   MANIFEST,
@@ -18,7 +20,6 @@ import {
   isReleaseAssetName,
   parseChecksums,
   parseUpgradeManifest,
-  releaseAssetNames,
 } from './release-eras.js';
 import {
   FailureType,
@@ -66,10 +67,17 @@ export interface ResolvedRelease {
   layout?: ReleaseLayout;
 }
 
-/** The exact asset names of a release; nothing else is ever downloaded (see release-eras.ts). */
+/**
+ * A release's files around its payloads, and its canonical gateway archives and wheel (the names of
+ * runs recorded before release layouts). Which names a release may carry: workflows/eras/index.ts.
+ */
 export function assetNames(version: string) {
-  const n = releaseAssetNames(version);
-  return { ...n, gateway: (os: Platform['os'], arch: Platform['arch']) => n.tarball({ os, arch }) };
+  return {
+    ...COMMON_NAMES,
+    tarball: (p: Platform) => tarballName(version, p),
+    wheel: wheelName(version),
+    gateway: (os: Platform['os'], arch: Platform['arch']) => tarballName(version, { os, arch }),
+  };
 }
 
 export function parseRelease(json: unknown, requested?: string): ResolvedRelease {

@@ -1,11 +1,12 @@
 /**
  * What a release is, as the resolve activity decided it (activities/release-eras.ts), and the route
  * from an installed version to it (bridge releases). Types and pure functions only: shared by the
- * workflows, the activities and the client.
+ * workflows, the activities and the client. What differs between eras: workflows/eras/.
  */
-import { compareVersions } from './types.js';
+import type { Route } from './eras/era.js';
+import { eraNamed, type ReleaseEra } from './eras/index.js';
 
-export type ReleaseEra = 'goreleaser' | 'manifest' | 'protected';
+export type { ReleaseEra };
 
 /** How a file's expected SHA-256 is known: its checksums.txt line, GitHub's asset digest, or nothing. */
 export type VerifiedBy = 'checksums' | 'digest' | 'none';
@@ -57,21 +58,8 @@ export interface ReleaseLayout {
 /**
  * How to get from `from` to the release: directly, or through the bridge the release's manifest
  * requires (0.8.5+ need 0.8.4 installed first). Refuses a source the release says it cannot take.
+ * The rule is the release's era's (workflows/eras/).
  */
-export function routeTo(from: string, layout: ReleaseLayout): { bridge?: string } | { refused: string } {
-  const m = layout.manifest;
-  if (!m) return {};
-  if (m.minimumSourceVersion && compareVersions(from, m.minimumSourceVersion) < 0) {
-    const bridge = m.requiredBridgeVersion!;
-    if (compareVersions(from, bridge) >= 0) {
-      return { refused: `DefenseClaw ${layout.version} needs ${m.minimumSourceVersion} or later installed first` };
-    }
-    return { bridge };
-  }
-  if (m.testedSourceVersions && !m.testedSourceVersions.includes(from)) {
-    return {
-      refused: `DefenseClaw ${layout.version} was not tested from ${from} (its manifest lists ${m.testedSourceVersions.slice(0, 4).join(', ')}${m.testedSourceVersions.length > 4 ? ', …' : ''}); the real upgrader refuses it too`,
-    };
-  }
-  return {};
+export function routeTo(from: string, layout: ReleaseLayout): Route {
+  return eraNamed(layout.era).route(from, layout);
 }

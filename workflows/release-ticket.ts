@@ -9,10 +9,10 @@
  * the mirror its own configuration names), re-reads checksums.txt and the manifest, checks every
  * file against these digests and verifies the signature itself (activities/host/release-ticket.ts).
  *
- * Pure and deterministic (zod only; no import of types.ts, which imports this).
+ * Pure and deterministic (zod and the era registry only; no import of types.ts, which imports this).
  */
 import { z } from 'zod';
-import type { ReleaseEra } from './release-layout.js';
+import { ERA_NAMES } from './eras/index.js';
 
 /**
  * patched() id of the ticket (issue 14): a host run given a rollout's ticket reads the release from
@@ -48,13 +48,11 @@ export const TicketAssetSchema = z
   .strict();
 export type TicketAsset = z.infer<typeof TicketAssetSchema>;
 
-const ERAS = ['goreleaser', 'manifest', 'protected'] as const satisfies readonly ReleaseEra[];
-
 /** One release as a ticket describes it. */
 export const TicketReleaseSchema = z
   .object({
     version: TicketVersion,
-    era: z.enum(ERAS),
+    era: z.enum(ERA_NAMES),
     assets: z
       .array(TicketAssetSchema)
       .min(1)

@@ -36,7 +36,7 @@ import {
   type ChannelDocument,
 } from './channel-document.js';
 import { run, which } from '../exec.js';
-import { OIDC_ISSUER } from '../release-eras.js';
+import { OIDC_ISSUER } from '../../workflows/eras/era.js';
 import { apiGetJson, fetchSmallFile, resolveRelease } from '../releases.js';
 import { checkIdentity, readCertificate, signatureVerifies } from '../host/signature.js';
 import { FailureType, activityContext, refuse, validated } from '../support.js';

@@ -13,6 +13,7 @@ import type { HostConfig } from '../../worker/host-config.js';
 import { VersionSchema, type ArtifactInfo } from '../../workflows/types.js';
 import { lstatOrUndefined, ensureRealDir, inside } from '../fsutil.js';
 import { describeHttpError, httpRequest } from '../http.js';
+import { gatewayPlatform } from '../../workflows/eras/index.js';
 import { isReleaseAssetName, parseChecksums } from '../release-eras.js';
 import { assetNames, assetUrl, headAsset } from '../releases.js';
 import {
@@ -47,10 +48,8 @@ export const SHA256 = z.string().regex(/^[0-9a-f]{64}$/);
 
 /** Refuses a name that is not one of the release's own assets, or a gateway of another platform. */
 export function checkAssetName(version: string, name: string, platform?: { os: string; arch: string }): void {
-  const otherPlatform =
-    platform && /^defenseclaw_.*_(linux|darwin)_(amd64|arm64)\.(tar\.gz|dcgateway)$/.test(name)
-      ? !name.includes(`_${platform.os}_${platform.arch}.`)
-      : false;
+  const of = platform && gatewayPlatform(version, name);
+  const otherPlatform = of ? of.os !== platform!.os || of.arch !== platform!.arch : false;
   if (!isReleaseAssetName(version, name) || otherPlatform) {
     throw refuse(FailureType.InvalidInput, `refusing asset name ${JSON.stringify(name.slice(0, 120))}`);
   }

@@ -21,7 +21,8 @@ import { atomicSymlink, ensureRealDir, fsyncDir, inside, lstatOrUndefined, readH
 import { assertNoGatewayCameBack, gatewayBinary } from './gateway.js';
 import { readGatewayPid } from './gateway-process.js';
 import { decodeProtected } from './protected-artifact.js';
-import { isProtectedName, isRefusalEnvelope, isReleaseAssetName } from '../release-eras.js';
+import { isWheelName, payloadEra } from '../../workflows/eras/index.js';
+import { isRefusalEnvelope } from '../release-eras.js';
 import { assetNames } from '../releases.js';
 import { FailureType, activityContext, cancellationSignal, refuse, validated } from '../support.js';
 
@@ -66,16 +67,20 @@ const PrepareVenvInput = z
   })
   .strict();
 
-/** The wheel file to install: the asset itself, or a `.dcwheel` decoded to the `.whl` it protects. */
+/**
+ * The wheel file to install: the asset itself, or a payload (`.dcwheel`) decoded to the `.whl` it
+ * protects, as its era encodes and names it (workflows/eras/).
+ */
 async function wheelFile(dir: string, version: string, asset: string, sha256?: string): Promise<string> {
-  if (!isReleaseAssetName(version, asset) || !/\.(whl|dcwheel)$/.test(asset)) {
+  if (!isWheelName(version, asset)) {
     throw refuse(FailureType.InvalidInput, `refusing wheel asset ${JSON.stringify(asset.slice(0, 120))}`);
   }
   let wheel = inside(dir, asset);
-  if (isProtectedName(version, asset)) {
-    wheel = inside(dir, asset.replace(/\.dcwheel$/, '.whl'));
+  const era = payloadEra(version, asset)!;
+  if (era.encoding.kind === 'xor') {
+    wheel = inside(dir, era.decodedWheelName(asset));
     await fs.rm(wheel, { force: true });
-    await decodeProtected(inside(dir, asset), wheel, sha256);
+    await decodeProtected(inside(dir, asset), wheel, sha256, era.encoding);
   }
   const head = await readHead(wheel);
   if (isRefusalEnvelope(head) || head.length < 4 || head.readUInt32LE(0) !== 0x04034b50) {

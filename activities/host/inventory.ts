@@ -10,11 +10,10 @@ import path from 'node:path';
 import type { HostConfig } from '../../worker/host-config.js';
 import { TOOL_VERSION } from '../../worker/tool-version.js';
 import type { HostReport } from '../../workflows/fleet/inventory-types.js';
-import { compareVersions } from '../../workflows/types.js';
 import { venvPath } from './backup.js';
 import { readInstalledVersion } from './gateway.js';
 import { readGate } from './health-gate.js';
-import { STRICT_SIGNATURE_FROM } from '../release-eras.js';
+import { eraOfTag } from '../../workflows/eras/index.js';
 
 const DIST_INFO = /^defenseclaw-(\d{1,9}\.\d{1,9}\.\d{1,9})\.dist-info$/;
 
@@ -33,14 +32,12 @@ export async function readWheelVersion(config: HostConfig): Promise<string | und
 }
 
 /**
- * The era a release of this version was published in, by the tag ranges of release-eras.ts's table
- * (0.3.x–0.6.0 goreleaser, 0.6.1–0.8.3 manifest, 0.8.4+ protected). The installed gateway does not
+ * The era a release of this version was published in, by the eras' tag ranges (workflows/eras/:
+ * 0.3.x–0.6.0 goreleaser, 0.6.1–0.8.3 manifest, 0.8.4+ protected). The installed gateway does not
  * say how it was published, so this is the era its tag belongs to.
  */
 export function eraOfVersion(version: string): string {
-  if (compareVersions(version, '0.6.1') < 0) return 'goreleaser';
-  if (compareVersions(version, STRICT_SIGNATURE_FROM) < 0) return 'manifest';
-  return 'protected';
+  return eraOfTag(version).name;
 }
 
 function short(err: unknown): string {

@@ -20,7 +20,8 @@ import {
   type TicketRelease,
 } from '../../workflows/release-ticket.js';
 import type { ReleaseAsset } from '../../workflows/release-layout.js';
-import { CHECKSUMS, MANIFEST, digestOf, isReleaseAssetName, releaseAssetNames } from '../release-eras.js';
+import { COMMON_NAMES } from '../../workflows/eras/era.js';
+import { CHECKSUMS, MANIFEST, digestOf, isReleaseAssetName } from '../release-eras.js';
 import { ResolveInput, fetchRelease, headAsset, readLayout, type ResolvedRelease } from '../releases.js';
 import { FailureType, refuse, validated } from '../support.js';
 
@@ -73,7 +74,6 @@ export async function resolveFromTicket(config: HostConfig, rawInput: unknown): 
       );
     }
   }
-  const n = releaseAssetNames(version);
   const names = new Set(ticket.assets.map((a) => a.name));
   const release: ResolvedRelease = {
     version,
@@ -82,7 +82,7 @@ export async function resolveFromTicket(config: HostConfig, rawInput: unknown): 
       size: a.size,
       ...(a.sha256 ? { digest: `sha256:${a.sha256}` } : {}),
     })),
-    signed: names.has(n.signature) && names.has(n.certificate),
+    signed: names.has(COMMON_NAMES.signature) && names.has(COMMON_NAMES.certificate),
   };
   if (!release.signed) await refuseHiddenSignature(config, version);
   if (!names.has(CHECKSUMS)) await refuseHiddenChecksums(config, version);
@@ -106,7 +106,7 @@ async function sourceHas(config: HostConfig, version: string, name: string): Pro
 
 /** A ticket without the signature, for a release whose source publishes one, would skip its check: refused. */
 async function refuseHiddenSignature(config: HostConfig, version: string): Promise<void> {
-  if (await sourceHas(config, version, releaseAssetNames(version).signature)) {
+  if (await sourceHas(config, version, COMMON_NAMES.signature)) {
     throw refuse(
       FailureType.SignatureMissing,
       `the release ticket lists no signature for release ${version}, but this host's source publishes checksums.txt.sig; refused`,

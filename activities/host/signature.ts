@@ -4,7 +4,8 @@
  *
  * 1. the certificate's identity is this repository's release workflow (`release.yaml@refs/tags/<v>`
  *    or `@refs/heads/main`; from 0.8.4 only `@refs/heads/main`, as the real upgrader requires) and its
- *    OIDC issuer is GitHub Actions; any other identity is refused, cosign or not;
+ *    OIDC issuer is GitHub Actions; any other identity is refused, cosign or not (which identities,
+ *    and whether the signature is mandatory: the era the release is tagged in, workflows/eras/);
  * 2. the signature verifies against the certificate's key;
  * 3. `cosign verify-blob` checks the same identity and issuer plus the Sigstore chain and transparency
  *    log, when cosign is installed. Without cosign, a release before 0.8.4 goes on with a plain
@@ -16,10 +17,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
-import { VersionSchema, compareVersions, type SignatureStatus } from '../../workflows/types.js';
+import { OIDC_ISSUER, escapeRegExp } from '../../workflows/eras/era.js';
+import { eraOfTag } from '../../workflows/eras/index.js';
+import { VersionSchema, type SignatureStatus } from '../../workflows/types.js';
 import { stagingDir } from './artifacts.js';
 import { run, which } from '../exec.js';
-import { OIDC_ISSUER, STRICT_SIGNATURE_FROM, acceptedIdentities } from '../release-eras.js';
 import { FailureType, activityContext, refuse, validated } from '../support.js';
 
 const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder name');
@@ -114,12 +116,14 @@ export function signatureVerifies(data: Buffer, signatureB64: string, cert: X509
  */
 export async function verifySignature(config: HostConfig, rawInput: unknown): Promise<{ signature: SignatureStatus }> {
   const input = validated(VerifySignatureInput, rawInput, 'verifySignature');
-  const strict = compareVersions(input.version, STRICT_SIGNATURE_FROM) >= 0;
+  // The rules of the era the release is tagged in (workflows/eras/): mandatory or not, whose identity.
+  const era = eraOfTag(input.version);
+  const strict = era.signature.required;
   if (!input.signed) {
     if (strict && !config.allowUnsigned) {
       throw refuse(
         FailureType.SignatureMissing,
-        `DefenseClaw ${input.version} must be signed (from ${STRICT_SIGNATURE_FROM} the signature is mandatory) but the release has no checksums.txt.sig/.pem; refusing`,
+        `DefenseClaw ${input.version} must be signed (from ${era.since} the signature is mandatory) but the release has no checksums.txt.sig/.pem; refusing`,
       );
     }
     return { signature: 'unsigned' };
@@ -130,7 +134,7 @@ export async function verifySignature(config: HostConfig, rawInput: unknown): Pr
     sig: path.join(dir, 'checksums.txt.sig'),
     pem: path.join(dir, 'checksums.txt.pem'),
   };
-  const accepted = acceptedIdentities(config.releases.repo, input.version).slice(0, strict ? 1 : undefined);
+  const accepted = era.signature.identities(config.releases.repo, input.version);
   const cert = readCertificate(await fs.readFile(files.pem, 'utf8'));
   const identity = checkIdentity(cert, accepted);
   const ok = signatureVerifies(await fs.readFile(files.sums), await fs.readFile(files.sig, 'utf8'), cert);
@@ -143,7 +147,7 @@ export async function verifySignature(config: HostConfig, rawInput: unknown): Pr
     if (strict && !config.allowNoCosign) {
       throw refuse(
         FailureType.SignatureMissing,
-        `DefenseClaw ${input.version} requires a Sigstore verification with cosign, which is not installed (as the real upgrader requires from ${STRICT_SIGNATURE_FROM}); install cosign, or set DEFENSECLAW_ALLOW_NO_COSIGN=1 on this host to accept the local check`,
+        `DefenseClaw ${input.version} requires a Sigstore verification with cosign, which is not installed (as the real upgrader requires from ${era.since}); install cosign, or set DEFENSECLAW_ALLOW_NO_COSIGN=1 on this host to accept the local check`,
       );
     }
     activityContext()?.log.warn(
@@ -161,10 +165,7 @@ export async function verifySignature(config: HostConfig, rawInput: unknown): Pr
       files.sig,
       ...(strict
         ? ['--certificate-identity', accepted[0]!]
-        : [
-            '--certificate-identity-regexp',
-            `^(${accepted.map((a) => a.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|')})$`,
-          ]),
+        : ['--certificate-identity-regexp', `^(${accepted.map(escapeRegExp).join('|')})$`]),
       '--certificate-oidc-issuer',
       OIDC_ISSUER,
       files.sums,

@@ -9,7 +9,8 @@ import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
 import { VersionSchema } from '../../workflows/types.js';
 import { ensureRealDir, inside, readHead, sha256File } from '../fsutil.js';
-import { isProtectedName, isRefusalEnvelope } from '../release-eras.js';
+import { payloadEra } from '../../workflows/eras/index.js';
+import { isRefusalEnvelope } from '../release-eras.js';
 import { assetNames } from '../releases.js';
 import { run } from '../exec.js';
 import { FailureType, refuse, validated } from '../support.js';
@@ -30,16 +31,18 @@ const StageGatewayInput = z
   .strict();
 
 /**
- * The gateway archive to extract: the tarball itself, or a protected payload decoded beside it
- * (`DEFENSECLAW-PROTECTED-ARTIFACT-V1\n` + archive XOR 0xA5). A refusal envelope is never an archive.
+ * The gateway archive to extract: the tarball itself, or a payload decoded beside it as its era
+ * encodes it (workflows/eras/: a protected payload is `DEFENSECLAW-PROTECTED-ARTIFACT-V1\n` + archive
+ * XOR 0xA5). A refusal envelope is never an archive.
  */
 async function gatewayArchive(dir: string, version: string, asset: string, sha256?: string): Promise<string> {
   const file = inside(dir, asset);
   let archive = file;
-  if (isProtectedName(version, asset)) {
+  const encoding = payloadEra(version, asset)?.encoding;
+  if (encoding?.kind === 'xor') {
     archive = inside(dir, 'gateway.decoded.tar.gz');
     await fs.rm(archive, { force: true });
-    await decodeProtected(file, archive, sha256);
+    await decodeProtected(file, archive, sha256, encoding);
   }
   if (isRefusalEnvelope(await readHead(archive))) {
     throw refuse(

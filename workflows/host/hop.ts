@@ -8,9 +8,10 @@
  * A chain (a bridge release first) runs this once per hop: each hop has its own backup, health
  * check and rollback, so a failed hop leaves the host on the last version that was healthy.
  */
-import { ApplicationFailure, patched, workflowInfo } from '@temporalio/workflow';
+import { patched, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedRelease } from '../../activities/releases.js';
-import { compensating, heartbeating, network, quick } from '../proxies.js';
+import { planFiles } from '../eras/hop-files.js';
+import { compensating, heartbeating, quick } from '../proxies.js';
 import { timestampId } from '../clock.js';
 import {
   HANDSHAKE_FROM,
@@ -21,13 +22,12 @@ import {
   takeLock,
   type RecordsState,
 } from './records.js';
+import { prepare } from './prepare.js';
 import { discardVenv as discard, recover } from './recover.js';
-import type { ReleaseLayout } from '../release-layout.js';
 import type { HostRun } from '../run.js';
 import { Saga } from './saga.js';
 import {
   compareVersions,
-  type ArtifactInfo,
   type Platform,
   type PlanHop,
   type UpgradePlan,
@@ -60,30 +60,10 @@ export interface HopContext {
   state: HopState;
 }
 
-/** The plan's view of a hop. */
+/** The plan's view of a hop (its release's files and rules: workflows/eras/hop-files.ts). */
 export function planHop(hop: Hop, platform: Platform): PlanHop {
-  const layout = hop.release.layout;
-  const g = layout?.gateways[`${platform.os}/${platform.arch}`];
-  const legacy = { name: `defenseclaw_${hop.to}_${platform.os}_${platform.arch}.tar.gz`, verifiedBy: 'checksums' };
-  return {
-    from: hop.from,
-    to: hop.to,
-    era: layout?.era ?? 'goreleaser',
-    bridge: hop.bridge,
-    gateway: g ? { name: g.name, verifiedBy: g.verifiedBy } : legacy,
-    wheel: layout
-      ? { name: layout.wheel.name, verifiedBy: layout.wheel.verifiedBy }
-      : { name: `defenseclaw-${hop.to}-py3-none-any.whl`, verifiedBy: 'checksums' },
-    signatureFiles: layout
-      ? [...layout.signature.files.map((f) => f.name), ...(layout.signature.bundle ? [layout.signature.bundle] : [])]
-      : hop.release.signed
-        ? ['checksums.txt.sig', 'checksums.txt.pem']
-        : [],
-    signatureRequired: layout?.signature.required ?? false,
-    identities: layout?.signature.identities ?? [],
-    migrations: layout?.manifest?.requiredMigrations ?? [],
-    migrationFailurePolicy: layout?.manifest?.failurePolicy ?? 'fail',
-  };
+  const { era, ...files } = planFiles(hop.release, hop.to, platform);
+  return { from: hop.from, to: hop.to, era, bridge: hop.bridge, ...files };
 }
 
 /** What counts as healthy after the start, in words. */
@@ -285,79 +265,4 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
     }
     return result;
   }
-}
-
-/** An asset's size as the release JSON declares it. */
-type ArtifactSize = { name: string; size: number };
-
-/** Pre-flight, downloads checked against the digests the release layout expects, signature, staging. */
-async function prepare(
-  run: HostRun,
-  a: { to: string; platform: Platform; stagingId: string; release: ResolvedRelease },
-): Promise<{ gatewaySha256: string; gatewayStamp?: string; venvId: string }> {
-  const layout: ReleaseLayout | undefined = a.release.layout;
-  const gateway = layout?.gateways[`${a.platform.os}/${a.platform.arch}`];
-  if (layout && !gateway) {
-    throw ApplicationFailure.nonRetryable(
-      `release ${a.to} has no gateway for ${a.platform.os}/${a.platform.arch}`,
-      'UnsupportedPlatform',
-    );
-  }
-  const gatewayName = gateway?.name ?? `defenseclaw_${a.to}_${a.platform.os}_${a.platform.arch}.tar.gz`;
-  const wheelName = layout?.wheel.name ?? `defenseclaw-${a.to}-py3-none-any.whl`;
-  const signed = layout ? layout.signature.kind === 'sig+pem' : a.release.signed;
-  const expected = new Map<string, string | undefined>();
-  if (layout) {
-    if (layout.checksums) expected.set(layout.checksums.name, layout.checksums.sha256);
-    expected.set(gatewayName, gateway!.sha256);
-    expected.set(wheelName, layout.wheel.sha256);
-    for (const f of layout.signature.files) expected.set(f.name, f.sha256);
-  }
-  const names = [
-    ...(layout && !layout.checksums ? [] : ['checksums.txt']),
-    gatewayName,
-    wheelName,
-    ...(signed ? ['checksums.txt.sig', 'checksums.txt.pem'] : []),
-  ];
-  const declared: ArtifactSize[] = a.release.assets.filter((x) => names.includes(x.name));
-  const sizes = await run.step('preflight', `HEAD ${names.length} release assets`, (o) =>
-    network.preflight.executeWithOptions(o, [
-      { version: a.to, platform: a.platform, names, declared: declared.map(({ name, size }) => ({ name, size })) },
-    ]),
-  );
-  for (const { name, size } of sizes) {
-    const verify = !name.startsWith('checksums.txt');
-    const sha256 = expected.get(name);
-    const info: ArtifactInfo = await run.step('download', `download ${name}`, (o) =>
-      heartbeating.downloadArtifact.executeWithOptions(o, [
-        { version: a.to, stagingId: a.stagingId, name, size, verify, ...(sha256 ? { sha256 } : {}) },
-      ]),
-    );
-    if (verify) run.artifacts.push(info);
-  }
-  const sig = await run.step('verify', 'verify checksums.txt signature (cosign)', (o) =>
-    heartbeating.verifySignature.executeWithOptions(o, [{ version: a.to, stagingId: a.stagingId, signed }]),
-  );
-  run.signature = sig.signature;
-  run.noteSignature(sig.signature);
-  const staged = await run.step('stage', `extract and stage defenseclaw-gateway ${a.to}`, (o) =>
-    heartbeating.stageGateway.executeWithOptions(o, [
-      {
-        version: a.to,
-        stagingId: a.stagingId,
-        platform: a.platform,
-        ...(gateway ? { asset: gateway.name, ...(gateway.sha256 ? { sha256: gateway.sha256 } : {}) } : {}),
-      },
-    ]),
-  );
-  const venv = await run.step('stage', `prepare Python environment with defenseclaw ${a.to}`, (o) =>
-    heartbeating.prepareVenv.executeWithOptions(o, [
-      {
-        version: a.to,
-        stagingId: a.stagingId,
-        ...(layout ? { asset: wheelName, ...(layout.wheel.sha256 ? { sha256: layout.wheel.sha256 } : {}) } : {}),
-      },
-    ]),
-  );
-  return { gatewaySha256: staged.sha256, gatewayStamp: staged.stamp, venvId: venv.venvId };
 }
