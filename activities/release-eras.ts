@@ -38,7 +38,7 @@ import type { ReleaseAsset, ReleaseLayout, ReleaseManifestInfo, VerifiedBy } fro
 import { compareVersions, isVersion } from '../workflows/types.js';
 import { FailureType, refuse } from './support.js';
 
-export { CHECKSUMS, MANIFEST, OIDC_ISSUER, isReleaseAssetName };
+export { CHECKSUMS, MANIFEST, isReleaseAssetName };
 
 // ------------------------------------------------------------------ checksums.txt
 

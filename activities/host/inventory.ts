@@ -31,15 +31,6 @@ export async function readWheelVersion(config: HostConfig): Promise<string | und
   return undefined;
 }
 
-/**
- * The era a release of this version was published in, by the eras' tag ranges (workflows/eras/:
- * 0.3.x–0.6.0 goreleaser, 0.6.1–0.8.3 manifest, 0.8.4+ protected). The installed gateway does not
- * say how it was published, so this is the era its tag belongs to.
- */
-export function eraOfVersion(version: string): string {
-  return eraOfTag(version).name;
-}
-
 function short(err: unknown): string {
   return ((err as Error)?.message ?? String(err)).replace(/\s+/g, ' ').slice(0, 160);
 }
@@ -69,7 +60,8 @@ export async function readInventory(config: HostConfig): Promise<HostReport> {
   };
   if (gateway) {
     report.gatewayVersion = gateway.version;
-    report.era = eraOfVersion(gateway.version);
+    // The installed gateway does not say how it was published: the era is its tag's (workflows/eras/).
+    report.era = eraOfTag(gateway.version).name;
   }
   if (wheel) report.wheelVersion = wheel;
   if (notes.length) report.notes = notes;

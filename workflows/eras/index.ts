@@ -32,7 +32,7 @@ export function eraOfTag(version: string): Era<ReleaseEra> {
   return era;
 }
 
-/** The era of a release with a manifest of this schema (undefined: no manifest), or undefined for none. */
+/** The era whose releases carry a manifest of this schema (`undefined`: none); undefined for a schema no era has. */
 export function eraOfManifestSchema(schema: number | undefined): Era<ReleaseEra> | undefined {
   return ERAS.find((e) => e.manifestSchema === schema);
 }
