@@ -28,6 +28,7 @@ const StageGatewayInput = z
     sha256: SHA256.optional(),
   })
   .strict();
+export type StageGatewayInput = z.input<typeof StageGatewayInput>;
 
 /**
  * The gateway archive to extract: the tarball itself, or a protected payload decoded beside it
