@@ -61,21 +61,6 @@ export async function assertRealDir(dir: string): Promise<void> {
   }
 }
 
-/** Writes bytes to a temp file beside `target`, fsyncs, renames over it: all or nothing. */
-export async function atomicWrite(target: string, data: Buffer | string, mode: number): Promise<void> {
-  const tmp = `${target}.tmp-${process.pid}-${Date.now()}`;
-  const fh = await fs.open(tmp, 'wx', mode);
-  try {
-    await fh.writeFile(data);
-    await fh.chmod(mode);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  await fs.rename(tmp, target);
-  await fsyncDir(path.dirname(target));
-}
-
 /** Copies a file to a temp file beside `target` (mode kept), fsyncs, renames: atomic replace. */
 export async function atomicCopy(source: string, target: string, mode: number): Promise<void> {
   const st = await fs.lstat(source);
@@ -110,10 +95,6 @@ export async function fsyncDir(dir: string): Promise<void> {
   } finally {
     await fh.close();
   }
-}
-
-export async function pathExists(p: string): Promise<boolean> {
-  return (await lstatOrUndefined(p)) !== undefined;
 }
 
 /** The first `n` bytes of a file (fewer when it is shorter). */

@@ -109,7 +109,3 @@ export function scrub(text: string, secrets: Array<string | undefined>): string 
   }
   return out;
 }
-
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -12,12 +12,25 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as prettier from 'prettier';
-import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import {
+  WorkflowIdConflictPolicy,
+  type WorkflowHandle,
+  type WorkflowHandleWithFirstExecutionRunId,
+} from '@temporalio/client';
 import { confirmUpdate, progressQuery } from '../workflows/definitions.js';
 import type { UpgradeResult } from '../workflows/types.js';
+import type { FleetResult } from '../workflows/fleet/fleet-types.js';
+import { RolloutPlanSchema, type RingRolloutInput, type RingRolloutResult } from '../workflows/fleet/ring-types.js';
+import { rolloutIdFor } from '../workflows/fleet/channel-types.js';
 import { installRuntime } from '../worker/runtime.js';
+import {
+  controlChannelSchedule,
+  createChannelSchedule,
+  triggerChannelSchedule,
+} from '../client/commands/fleet/schedule-client.js';
 import { DEFAULT_VERSIONS } from '../test/fixtures/releases/server.js';
 import { Harness, type HostUnderTest } from '../test/helpers/harness.js';
+import { startFleet } from '../test/helpers/fleet-sim.js';
 
 /** dist/scripts/record-histories.js → <repo>/test/histories */
 export const HISTORIES_DIR = path.resolve(
@@ -28,11 +41,27 @@ export const HISTORIES_DIR = path.resolve(
   'histories',
 );
 
+/** How a recorded run ended: the hosts it touched (their secrets must not reach the history), its run, its outcome. */
+interface Recorded {
+  hosts: HostUnderTest[];
+  handle: WorkflowHandle;
+  /** The run to export (default: the handle's first run). */
+  runId?: string;
+  outcome: string;
+  message?: string;
+}
+
 interface Recording {
   file: string;
   workflowType: string;
   outcome: string;
-  run: (h: Harness) => Promise<{ host: HostUnderTest; handle: WorkflowHandle; result: UpgradeResult }>;
+  run: (h: Harness) => Promise<Recorded>;
+}
+
+/** An upgradeHost or rollbackHost run on one host. */
+async function hostRun(host: HostUnderTest, handle: WorkflowHandle): Promise<Recorded> {
+  const result: UpgradeResult = await host.result(handle);
+  return { hosts: [host], handle, outcome: result.outcome, message: result.message };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -45,7 +74,7 @@ export const RECORDINGS: Recording[] = [
     async run(h) {
       const host = await h.host();
       const handle = await host.upgrade({ version: '0.4.0' });
-      return { host, handle, result: await host.result(handle) };
+      return hostRun(host, handle);
     },
   },
   {
@@ -62,7 +91,7 @@ export const RECORDINGS: Recording[] = [
         await sleep(100);
       }
       await handle.executeUpdate(confirmUpdate, { args: [{ approve: true, by: 'recorder' }] });
-      return { host, handle, result: await host.result(handle) };
+      return hostRun(host, handle);
     },
   },
   {
@@ -72,7 +101,7 @@ export const RECORDINGS: Recording[] = [
     async run(h) {
       const host = await h.host({ faults: { migrations: { '0.4.0': 'raise' } } });
       const handle = await host.upgrade({ version: '0.4.0' });
-      return { host, handle, result: await host.result(handle) };
+      return hostRun(host, handle);
     },
   },
   {
@@ -83,7 +112,7 @@ export const RECORDINGS: Recording[] = [
       // 0.8.3 → 0.8.5 through the 0.8.4 bridge: two hops in one run.
       const host = await h.host({ version: '0.8.3', extraEnv: { DEFENSECLAW_ALLOW_NO_COSIGN: '1' } });
       const handle = await host.upgrade({ version: '0.8.5' });
-      return { host, handle, result: await host.result(handle) };
+      return hostRun(host, handle);
     },
   },
   {
@@ -99,7 +128,7 @@ export const RECORDINGS: Recording[] = [
         faults: { gateway: { '0.8.5': { health: 'error' } } },
       });
       const handle = await host.upgrade({ version: '0.8.5', options: { healthTimeoutSeconds: 5 } });
-      return { host, handle, result: await host.result(handle) };
+      return hostRun(host, handle);
     },
   },
   {
@@ -111,7 +140,96 @@ export const RECORDINGS: Recording[] = [
       const up = await host.result(await host.upgrade({ version: '0.4.0' }));
       if (up.outcome !== 'upgraded') throw new Error(`the upgrade before the rollback ended ${up.outcome}`);
       const handle = await host.rollback({});
-      return { host, handle, result: await host.result(handle) };
+      return hostRun(host, handle);
+    },
+  },
+  {
+    file: 'fleet-rollout-continued.json',
+    workflowType: 'fleetRollout',
+    outcome: 'continued-as-new',
+    async run(h) {
+      // Its first run: resolve the ticket, the canary (an upgradeHost child), the bake and its
+      // re-check, one more host, then continue-as-new (hostsPerRun 2); the second run ends it.
+      const hosts = [await h.host(), await h.host(), await h.host()];
+      const handle = await startFleet(h.client, {
+        fleetId: `fleet-record-${process.pid}`,
+        hosts: hosts.map((x) => x.name),
+        version: '0.4.0',
+        canary: 1,
+        batch: { count: 2 },
+        bakeSeconds: 1,
+        healthTimeoutSeconds: 20,
+        hostsPerRun: 2,
+        requestedBy: 'recorder',
+      });
+      const result: FleetResult = await handle.result();
+      if (result.verdict !== 'succeeded' || result.run < 1) {
+        throw new Error(`the fleet rollout ended ${result.verdict} after run ${result.run}: ${result.message}`);
+      }
+      return { hosts, handle, outcome: 'continued-as-new' };
+    },
+  },
+  {
+    file: 'ring-rollout-succeeded.json',
+    workflowType: 'ringRollout',
+    outcome: 'succeeded',
+    async run(h) {
+      // Two rings: a canary that soaks behind the gates (probeRing, fleetRollout, soakRing
+      // children), the rest with a held host; the events go to the controller's notifyRollout.
+      const [a, b, held] = [await h.host(), await h.host(), await h.host()];
+      const input: RingRolloutInput = {
+        rolloutId: `rings-record-${process.pid}`,
+        version: '0.4.0',
+        requestedBy: 'recorder',
+        plan: RolloutPlanSchema.parse({
+          rings: [
+            { name: 'canary', hosts: [a.name], soakSeconds: 2 },
+            { name: 'rest', hosts: [b.name, held.name], batch: { count: 2 } },
+          ],
+          pins: { [held.name]: 'hold' },
+          gates: { subsystems: true, counters: ['connector.errors'], operatorCheck: false },
+          catchUpSeconds: 0,
+        }),
+      };
+      const handle = await h.client.workflow.start('ringRollout', {
+        taskQueue: h.workflowQueue,
+        workflowId: input.rolloutId,
+        args: [input],
+        workflowIdConflictPolicy: WorkflowIdConflictPolicy.FAIL,
+      });
+      const result = (await handle.result()) as RingRolloutResult;
+      return { hosts: [a, b, held], handle, outcome: result.verdict, message: result.message };
+    },
+  },
+  {
+    file: 'channel-check-started.json',
+    workflowType: 'checkChannel',
+    outcome: 'started',
+    async run(h) {
+      // A check that finds the latest release newer than anything rolled out and starts the
+      // schedule's ring rollout (its hosts all held: that rollout has nothing to do).
+      const scheduleId = `record-${process.pid}`;
+      await createChannelSchedule(h.client, {
+        plan: RolloutPlanSchema.parse({
+          rings: [{ name: 'all', hosts: ['gw-record-1', 'gw-record-2'] }],
+          pins: { 'gw-record-1': 'hold', 'gw-record-2': 'hold' },
+        }),
+        channel: 'latest',
+        everySeconds: 3600,
+        scheduleId,
+        by: 'recorder',
+      });
+      try {
+        const t = await triggerChannelSchedule(h.client, scheduleId);
+        if (!t.triggered || !t.result) throw new Error(`the check did not end with a result: ${JSON.stringify(t)}`);
+        const rollout = (await h.client.workflow.getHandle(rolloutIdFor(scheduleId)).result()) as RingRolloutResult;
+        if (rollout.verdict !== 'nothing-to-do') throw new Error(`the rollout it started ended ${rollout.verdict}`);
+        const handle = h.client.workflow.getHandle(t.checkId);
+        const runId = (await handle.describe()).runId;
+        return { hosts: [], handle, runId, outcome: t.result.outcome, message: t.result.message };
+      } finally {
+        await controlChannelSchedule(h.client, 'delete', scheduleId, 'recorder');
+      }
     },
   },
 ];
@@ -137,28 +255,32 @@ async function main(): Promise<void> {
     await fs.mkdir(HISTORIES_DIR, { recursive: true });
     for (const rec of RECORDINGS) {
       if (only.length && !only.includes(rec.file)) continue;
-      const { host, handle, result } = await rec.run(h);
-      if (result.outcome !== rec.outcome) {
-        throw new Error(`${rec.file}: the run ended ${result.outcome}, expected ${rec.outcome}: ${result.message}`);
+      const { hosts, handle, runId: given, outcome, message } = await rec.run(h);
+      if (outcome !== rec.outcome) {
+        throw new Error(`${rec.file}: the run ended ${outcome}, expected ${rec.outcome}: ${message}`);
       }
       // As `temporal workflow show --output json` exports it (the SDK's historyToJSON cannot run in
       // this install: @temporalio/common and @temporalio/proto load two copies of protobufjs).
-      const runId = (handle as Partial<WorkflowHandleWithFirstExecutionRunId>).firstExecutionRunId;
+      const runId = given ?? (handle as Partial<WorkflowHandleWithFirstExecutionRunId>).firstExecutionRunId;
       const json = await h.exportHistory(handle.workflowId, runId);
       const events = (JSON.parse(json) as { events?: unknown[] }).events ?? [];
-      // Nothing secret may be committed: the host's gateway token and its device key never reach a
+      // Nothing secret may be committed: the hosts' gateway tokens and device keys never reach a
       // history, in plain text or inside a (base64) payload.
       const text = `${json}\n${decodedPayloads(JSON.parse(json)).join('\n')}`;
-      const secrets = [host.sim.token, host.sim.deviceKey.toString('hex'), host.sim.deviceKey.toString('base64')];
+      const secrets = hosts.flatMap((x) => [
+        x.sim.token,
+        x.sim.deviceKey.toString('hex'),
+        x.sim.deviceKey.toString('base64'),
+      ]);
       if (secrets.some((s) => text.includes(s))) {
-        throw new Error(`${rec.file}: the history holds a secret of the host; not written`);
+        throw new Error(`${rec.file}: the history holds a secret of a host; not written`);
       }
       // Formatted as the repository's prettier config wants it (npm run lint checks these files too).
       const file = path.join(HISTORIES_DIR, rec.file);
       const pretty = await prettier.format(json, { ...(await prettier.resolveConfig(file)), parser: 'json' });
       await fs.writeFile(file, pretty);
       process.stdout.write(
-        `${rec.file}: ${rec.workflowType} ${result.outcome}, ${events.length} events, ${pretty.length} bytes\n`,
+        `${rec.file}: ${rec.workflowType} ${outcome}, ${events.length} events, ${pretty.length} bytes\n`,
       );
     }
   } finally {

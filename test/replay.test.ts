@@ -32,12 +32,18 @@ const EXPECTED = [
   { file: 'upgrade-chain-upgraded.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionCompleted' },
   { file: 'upgrade-records-rolled-back.json', workflowType: 'upgradeHost', closed: 'WorkflowExecutionFailed' },
   { file: 'rollback-restored.json', workflowType: 'rollbackHost', closed: 'WorkflowExecutionCompleted' },
+  // The fleet's: a fleet rollout's first run (canary, bake, one more host, then continue-as-new),
+  // a ring rollout (probe, fleet and soak children, events), a channel check that starts a rollout.
+  { file: 'fleet-rollout-continued.json', workflowType: 'fleetRollout', closed: 'WorkflowExecutionContinuedAsNew' },
+  { file: 'ring-rollout-succeeded.json', workflowType: 'ringRollout', closed: 'WorkflowExecutionCompleted' },
+  { file: 'channel-check-started.json', workflowType: 'checkChannel', closed: 'WorkflowExecutionCompleted' },
 ];
 
 const EVENT_TYPES: Record<number, string> = {
   1: 'WorkflowExecutionStarted',
   2: 'WorkflowExecutionCompleted',
   3: 'WorkflowExecutionFailed',
+  28: 'WorkflowExecutionContinuedAsNew',
 };
 
 /**

@@ -65,7 +65,6 @@ export type OnFailure = (typeof ON_FAILURE)[number];
  * did not make it worse); `accept` always; `refuse` never (OpenClaw must be connected again).
  */
 export const RECONNECTING = ['auto', 'accept', 'refuse'] as const;
-export type ReconnectingPolicy = (typeof RECONNECTING)[number];
 
 export const LIMITS = {
   healthTimeoutSeconds: { min: 1, max: 3600, default: 60 },
@@ -135,7 +134,6 @@ export const RollbackInputSchema = z
   })
   .strict();
 export type RollbackInput = z.input<typeof RollbackInputSchema>;
-export type ValidRollbackInput = z.output<typeof RollbackInputSchema>;
 
 export function parseHostName(input: unknown): string {
   return parseWith(HostNameSchema, input, 'host');
@@ -163,24 +161,6 @@ export function workerUpdateWorkflowId(host: string): string {
 // ---------------------------------------------------------------------------------------------
 // Steps, progress and results
 // ---------------------------------------------------------------------------------------------
-
-export const UPGRADE_STEPS = [
-  'resolve',
-  'platform',
-  'preflight',
-  'download',
-  'verify',
-  'stage',
-  'confirm',
-  'backup',
-  'stop',
-  'install',
-  'migrate',
-  'start',
-  'health',
-  'cleanup',
-] as const;
-export type UpgradeStep = (typeof UPGRADE_STEPS)[number];
 
 export type StepStatus = 'pending' | 'running' | 'done' | 'failed' | 'skipped';
 
@@ -264,12 +244,6 @@ export type UpgradeOutcome =
   | 'failed';
 
 export type Phase = 'starting' | 'preparing' | 'awaiting-confirmation' | 'upgrading' | 'compensating' | 'finished';
-
-export interface DownloadProgress {
-  name: string;
-  bytes: number;
-  total: number;
-}
 
 /** What the `progress` query answers: enough for a live view of the run. */
 export interface UpgradeProgress {

@@ -5,16 +5,14 @@
  * controller's own configuration (its release source, read at start like a host's).
  */
 import type { HostConfig } from '../../worker/host-config.js';
-import type { PreviousRollout } from '../../workflows/fleet/channel-types.js';
 import * as channel from './channel.js';
 import * as scheduleState from './schedule-state.js';
 
 export function createChannelActivities(config: HostConfig) {
   return {
-    resolveChannel: (input: { channel: 'stable' | 'latest' }) => channel.resolveChannel(config, input),
-    previousRollout: (input: { scheduleId: string }) => scheduleState.previousRollout(input),
-    syncChannelState: (input: { scheduleId: string; previous: PreviousRollout | null; now: string }) =>
-      scheduleState.syncChannelState(input),
+    resolveChannel: (input: channel.ResolveChannelInput) => channel.resolveChannel(config, input),
+    previousRollout: (input: scheduleState.ScheduleInput) => scheduleState.previousRollout(input),
+    syncChannelState: (input: scheduleState.SyncInput) => scheduleState.syncChannelState(input),
   };
 }
 

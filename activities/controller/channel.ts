@@ -45,6 +45,7 @@ import { FailureType, activityContext, refuse, validated } from '../support.js';
 export const CHANNEL_REFUSED = 'ChannelRefused';
 
 const ResolveChannelInput = z.object({ channel: z.enum(CHANNELS) }).strict();
+export type ResolveChannelInput = z.input<typeof ResolveChannelInput>;
 
 export interface ResolvedChannel {
   channel: Channel;

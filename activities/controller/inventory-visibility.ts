@@ -22,13 +22,14 @@ import {
 } from '../../workflows/types.js';
 import { validated } from '../support.js';
 
-const Input = z
+const VisibilityInput = z
   .object({
     hosts: z.array(HostNameSchema).max(INVENTORY_LIMITS.batchHosts),
     unreachable: z.array(HostNameSchema).max(INVENTORY_LIMITS.batchHosts),
     taskQueue: TaskQueueSchema.optional(),
   })
   .strict();
+export type VisibilityInput = z.input<typeof VisibilityInput>;
 
 const CONCURRENCY = 8;
 const KINDS: Record<string, string> = { [WORKFLOW_UPGRADE]: 'upgrade', [WORKFLOW_ROLLBACK]: 'rollback' };
@@ -89,7 +90,7 @@ export async function lastPolled(client: Client, taskQueue: string): Promise<str
 
 /** What Temporal knows about each host of a batch (the client is the controller's own). */
 export async function hostsVisibility(client: Client, rawInput: unknown): Promise<Record<string, HostVisibility>> {
-  const input = validated(Input, rawInput, 'inventoryVisibility');
+  const input = validated(VisibilityInput, rawInput, 'inventoryVisibility');
   const out: Record<string, HostVisibility> = {};
   for (const h of input.hosts) out[h] = {};
   const running = await inFlight(client, input.hosts);
@@ -107,7 +108,6 @@ export async function hostsVisibility(client: Client, rawInput: unknown): Promis
 
 export function createInventoryControllerActivities() {
   return {
-    inventoryVisibility: (input: { hosts: string[]; unreachable: string[]; taskQueue?: string }) =>
-      hostsVisibility(Context.current().client, input),
+    inventoryVisibility: (input: VisibilityInput) => hostsVisibility(Context.current().client, input),
   };
 }

@@ -31,6 +31,8 @@ const EventSchema = z
     opensAt: Short(40).optional(),
   })
   .strict();
+/** A rollout event as notifyRollout accepts it (the workflows' RolloutEvent). */
+export type NotifyInput = z.input<typeof EventSchema>;
 
 export interface NotifyResult {
   sent: boolean;
@@ -102,7 +104,7 @@ export async function notifyRollout(env: NodeJS.ProcessEnv, raw: unknown): Promi
 /** The activities of a controller (the fleet queue's worker): only notifications. */
 export function createNotifyActivities(env: NodeJS.ProcessEnv = process.env) {
   return {
-    notifyRollout: (event: RolloutEvent) => notifyRollout(env, event),
+    notifyRollout: (event: NotifyInput) => notifyRollout(env, event),
   };
 }
 

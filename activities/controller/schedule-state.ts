@@ -155,6 +155,7 @@ export async function readPreviousRollout(client: Client, scheduleId: string): P
 // Activities (the controller's worker client)
 
 const ScheduleInput = z.object({ scheduleId: ScheduleIdSchema }).strict();
+export type ScheduleInput = z.input<typeof ScheduleInput>;
 
 function workerClient(): Client {
   return Context.current().client;
@@ -186,6 +187,7 @@ const SyncInput = z
     now: z.string().max(40),
   })
   .strict();
+export type SyncInput = z.input<typeof SyncInput>;
 
 /**
  * Activity: the schedule's channel state now, after recording the last rollout (once) when it

@@ -58,6 +58,7 @@ export function checkAssetName(version: string, name: string, platform?: { os: s
 // ------------------------------------------------------------------ staging
 
 const CreateStagingInput = z.object({ runId: z.string().regex(/^[A-Za-z0-9-]{1,64}$/) }).strict();
+export type CreateStagingInput = z.input<typeof CreateStagingInput>;
 
 /**
  * Activity: the private staging folder (0700) of one run, inside the data directory. Named after
@@ -82,6 +83,7 @@ export async function createStaging(config: HostConfig, rawInput: unknown): Prom
 }
 
 const RemoveStagingInput = z.object({ stagingId: STAGING_ID }).strict();
+export type RemoveStagingInput = z.input<typeof RemoveStagingInput>;
 
 /** Activity: removes a run's staging folder and anything it staged beside the binary. Idempotent. */
 export async function removeStaging(config: HostConfig, rawInput: unknown): Promise<void> {
@@ -107,6 +109,7 @@ const PreflightInput = z
       .optional(),
   })
   .strict();
+export type PreflightInput = z.input<typeof PreflightInput>;
 
 /**
  * Activity: HEAD every asset the run needs; answers their sizes. Nothing is written. A release
@@ -188,6 +191,7 @@ const DownloadInput = z
     sha256: SHA256.optional(),
   })
   .strict();
+export type DownloadInput = z.input<typeof DownloadInput>;
 
 export interface DownloadProgressDetails {
   name: string;

@@ -115,6 +115,7 @@ async function describeVenv(config: HostConfig, backupId: string): Promise<Backu
 const CreateBackupInput = z
   .object({ backupId: BackupIdSchema, fromVersion: VersionSchema, toVersion: VersionSchema.optional() })
   .strict();
+export type CreateBackupInput = z.input<typeof CreateBackupInput>;
 
 /**
  * Activity: backs up config, keys, policies, OpenClaw's config and the current gateway binary
@@ -235,6 +236,7 @@ export async function readManifest(config: HostConfig, backupId: string): Promis
 }
 
 export const BackupRef = z.object({ backupId: BackupIdSchema }).strict();
+export type BackupRef = z.input<typeof BackupRef>;
 
 /** Activity: verifies a backup and answers what it holds (versions, counts). */
 export async function verifyBackup(config: HostConfig, rawInput: unknown) {

@@ -125,6 +125,7 @@ export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boo
 const StartInput = z
   .object({ healthTimeoutSeconds: z.number().int().min(1).max(LIMITS.healthTimeoutSeconds.max) })
   .strict();
+export type StartInput = z.input<typeof StartInput>;
 
 /** Activity: starts the gateway (no-op when it already runs). Allows max(health timeout, 60) + 30 s. */
 export async function startGateway(config: HostConfig, rawInput: unknown): Promise<{ alreadyRunning: boolean }> {

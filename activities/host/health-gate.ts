@@ -24,6 +24,7 @@ const ReadGateInput = z
     operatorCheck: z.boolean(),
   })
   .strict();
+export type ReadGateInput = z.input<typeof ReadGateInput>;
 
 export interface GateReading {
   /** Subsystem name → state, for every object in /health that has a string `state`. */

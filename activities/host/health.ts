@@ -137,6 +137,7 @@ const WaitHealthyInput = z
     acceptReconnecting: z.boolean().optional(),
   })
   .strict();
+export type WaitHealthyInput = z.input<typeof WaitHealthyInput>;
 
 interface HealthBeat {
   deadline: number;

@@ -1,10 +1,10 @@
 /**
  * createActivities(hostConfig): every side effect of an upgrade, bound to the configuration
- * this host's worker read at start. Workflows see only these names and their types.
+ * this host's worker read at start. Workflows see only these names and their types; each input
+ * type is the one its module's schema accepts (z.input), the schema the activity validates with.
  */
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
-import type { TicketRelease } from '../../workflows/release-ticket.js';
 import { HostNameSchema } from '../../workflows/types.js';
 import * as artifacts from './artifacts.js';
 import * as stage from './stage-gateway.js';
@@ -25,89 +25,62 @@ import * as receipts from './upgrade-receipt.js';
 import { FailureType, refuse, validated, withHeartbeat } from '../support.js';
 import * as upgrader from './upgrader-update.js';
 
+const CheckHostInput = z.object({ host: HostNameSchema }).strict();
+
 export function createActivities(config: HostConfig) {
   return heartbeatAll({
     /** Refuses a run addressed to another host (the audit trail must name the right one). */
-    async checkHost(input: unknown): Promise<{ host: string }> {
-      const { host } = validated(z.object({ host: HostNameSchema }).strict(), input, 'checkHost');
+    async checkHost(input: z.input<typeof CheckHostInput>): Promise<{ host: string }> {
+      const { host } = validated(CheckHostInput, input, 'checkHost');
       if (host !== config.host)
         throw refuse(FailureType.HostMismatch, `this worker serves host ${config.host}, not ${host}`);
       return { host };
     },
-    resolveRelease: (input: { version?: string }) => releases.resolveRelease(config, input),
+    resolveRelease: (input: z.input<typeof releases.ResolveInput>) => releases.resolveRelease(config, input),
     /** A rollout's one lookup: the release as a ticket for every host (issue 14). */
-    issueReleaseTicket: (input: { version?: string }) => releaseTicket.issueReleaseTicket(config, input),
+    issueReleaseTicket: (input: z.input<typeof releases.ResolveInput>) =>
+      releaseTicket.issueReleaseTicket(config, input),
     /** A host given a ticket: the release from its own source, no API call. */
-    resolveFromTicket: (input: { release: TicketRelease }) => releaseTicket.resolveFromTicket(config, input),
+    resolveFromTicket: (input: releaseTicket.FromTicketInput) => releaseTicket.resolveFromTicket(config, input),
     readInstalledVersion: () => gateway.readInstalledVersion(config),
     /** The fleet inventory's answer about this host (issue 22). */
     readInventory: () => readInventory(config),
     detectPlatform,
-    createStaging: (input: { runId: string }) => artifacts.createStaging(config, input),
-    preflight: (input: {
-      version: string;
-      platform: { os: string; arch: string };
-      names: string[];
-      declared?: Array<{ name: string; size: number }>;
-    }) => artifacts.preflight(config, input),
-    downloadArtifact: (input: {
-      version: string;
-      stagingId: string;
-      name: string;
-      size: number;
-      verify: boolean;
-      sha256?: string;
-    }) => artifacts.downloadArtifact(config, input),
-    verifySignature: (input: { version: string; stagingId: string; signed: boolean }) =>
-      signature.verifySignature(config, input),
-    stageGateway: (input: {
-      version: string;
-      stagingId: string;
-      platform: { os: string; arch: string };
-      asset?: string;
-      sha256?: string;
-    }) => stage.stageGateway(config, input),
-    prepareVenv: (input: { version: string; stagingId: string; asset?: string; sha256?: string }) =>
-      install.prepareVenv(config, input),
-    removeStaging: (input: { stagingId: string }) => artifacts.removeStaging(config, input),
-    discardVenv: (input: { venvId: string }) => install.discardVenv(config, input),
-    createBackup: (input: { backupId: string; fromVersion: string; toVersion?: string }) =>
-      backup.createBackup(config, input),
-    verifyBackup: (input: { backupId: string }) => backup.verifyBackup(config, input),
+    createStaging: (input: artifacts.CreateStagingInput) => artifacts.createStaging(config, input),
+    preflight: (input: artifacts.PreflightInput) => artifacts.preflight(config, input),
+    downloadArtifact: (input: artifacts.DownloadInput) => artifacts.downloadArtifact(config, input),
+    verifySignature: (input: signature.VerifySignatureInput) => signature.verifySignature(config, input),
+    stageGateway: (input: stage.StageGatewayInput) => stage.stageGateway(config, input),
+    prepareVenv: (input: install.PrepareVenvInput) => install.prepareVenv(config, input),
+    removeStaging: (input: artifacts.RemoveStagingInput) => artifacts.removeStaging(config, input),
+    discardVenv: (input: install.DiscardVenvInput) => install.discardVenv(config, input),
+    createBackup: (input: backup.CreateBackupInput) => backup.createBackup(config, input),
+    verifyBackup: (input: backup.BackupRef) => backup.verifyBackup(config, input),
     latestBackup: () => backup.latestBackup(config),
     listBackups: () => backup.listBackups(config),
     stopGateway: () => gateway.stopGateway(config),
-    installGateway: (input: { stagingId: string; sha256: string }) => install.installGateway(config, input),
-    switchVenv: (input: { venvId: string; backupId: string }) => install.switchVenv(config, input),
-    runMigrations: (input: {
-      fromVersion: string;
-      toVersion: string;
-      required?: string[];
-      failurePolicy?: 'warn' | 'fail';
-    }) => migrations.runMigrations(config, input),
-    startGateway: (input: { healthTimeoutSeconds: number }) => gateway.startGateway(config, input),
+    installGateway: (input: install.InstallGatewayInput) => install.installGateway(config, input),
+    switchVenv: (input: install.SwitchVenvInput) => install.switchVenv(config, input),
+    runMigrations: (input: migrations.MigrateInput) => migrations.runMigrations(config, input),
+    startGateway: (input: gateway.StartInput) => gateway.startGateway(config, input),
     restartOpenclaw: () => gateway.restartOpenclaw(config),
-    waitHealthy: (input: { version?: string; timeoutSeconds: number; acceptReconnecting?: boolean }) =>
-      health.waitHealthy(config, input),
+    waitHealthy: (input: health.WaitHealthyInput) => health.waitHealthy(config, input),
     /** A ring's promotion gate on this host: /health subsystems and counters, and the operator's check. */
-    readGate: (input: { counters: string[]; operatorCheck: boolean }) => healthGate.readGate(config, input),
-    restoreFiles: (input: { backupId: string }) => restore.restoreFiles(config, input),
-    restoreGateway: (input: { backupId: string }) => restore.restoreGateway(config, input),
-    restoreVenv: (input: { backupId: string; preserveCurrentAs?: string }) => restore.restoreVenv(config, input),
+    readGate: (input: healthGate.ReadGateInput) => healthGate.readGate(config, input),
+    restoreFiles: (input: backup.BackupRef) => restore.restoreFiles(config, input),
+    restoreGateway: (input: backup.BackupRef) => restore.restoreGateway(config, input),
+    restoreVenv: (input: restore.RestoreVenvInput) => restore.restoreVenv(config, input),
     /** Issue 18: this host's worker installs another defenseclaw-upgrade and restarts into it. */
-    updateUpgrader: (input: { version: string; deadlineSeconds?: number }) => upgrader.updateUpgrader(config, input),
-    upgraderSwitchOutcome: (input: { version: string }) => upgrader.upgraderSwitchOutcome(config, input),
+    updateUpgrader: (input: upgrader.UpdateInput) => upgrader.updateUpgrader(config, input),
+    upgraderSwitchOutcome: (input: upgrader.OutcomeInput) => upgrader.upgraderSwitchOutcome(config, input),
     // DefenseClaw's own upgrade records (issue 20).
-    checkNativeRecords: (input: { heldToken?: string; receipts: boolean }) =>
-      nativeRecords.checkNativeRecords(config, input),
-    acquireNativeLock: (input: { token?: string }) => nativeRecords.acquireNativeLock(config, input),
-    holdNativeLock: (input: { token: string }) => nativeRecords.holdNativeLock(config, input),
-    releaseNativeLock: (input: { token: string }) => nativeRecords.releaseNativeLock(config, input),
-    gatewayReadyHandshake: (input: { version: string; timeoutSeconds: number }) =>
-      nativeRecords.gatewayReadyHandshake(config, input),
-    writeUpgradeReceipt: (input: { receipt: receipts.Receipt }) => receipts.writeUpgradeReceipt(config, input),
-    awaitReceiptAcknowledged: (input: { receiptId: string; timeoutSeconds: number }) =>
-      receipts.awaitReceiptAcknowledged(config, input),
+    checkNativeRecords: (input: nativeRecords.CheckRecordsInput) => nativeRecords.checkNativeRecords(config, input),
+    acquireNativeLock: (input: nativeRecords.AcquireLockInput) => nativeRecords.acquireNativeLock(config, input),
+    holdNativeLock: (input: nativeRecords.LockInput) => nativeRecords.holdNativeLock(config, input),
+    releaseNativeLock: (input: nativeRecords.LockInput) => nativeRecords.releaseNativeLock(config, input),
+    gatewayReadyHandshake: (input: nativeRecords.HandshakeInput) => nativeRecords.gatewayReadyHandshake(config, input),
+    writeUpgradeReceipt: (input: receipts.WriteInput) => receipts.writeUpgradeReceipt(config, input),
+    awaitReceiptAcknowledged: (input: receipts.AwaitAckInput) => receipts.awaitReceiptAcknowledged(config, input),
   });
 }
 

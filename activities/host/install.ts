@@ -66,6 +66,7 @@ const PrepareVenvInput = z
       .optional(),
   })
   .strict();
+export type PrepareVenvInput = z.input<typeof PrepareVenvInput>;
 
 /**
  * The wheel file to install: the asset itself, or a payload (`.dcwheel`) decoded to the `.whl` it
@@ -225,6 +226,7 @@ const InstallGatewayInput = z
     stamp: z.string().regex(FILE_STAMP).optional(),
   })
   .strict();
+export type InstallGatewayInput = z.input<typeof InstallGatewayInput>;
 
 /** Activity (downtime): the staged binary takes the live one's place with one atomic rename. */
 export async function installGateway(config: HostConfig, rawInput: unknown): Promise<void> {
@@ -250,6 +252,7 @@ export async function installGateway(config: HostConfig, rawInput: unknown): Pro
 }
 
 const SwitchVenvInput = z.object({ venvId: VENV_ID, backupId: BackupIdSchema }).strict();
+export type SwitchVenvInput = z.input<typeof SwitchVenvInput>;
 
 /** Activity (downtime): `.venv` becomes a link to the new environment; the CLI link is refreshed. */
 export async function switchVenv(config: HostConfig, rawInput: unknown): Promise<void> {
@@ -270,8 +273,11 @@ export async function switchVenv(config: HostConfig, rawInput: unknown): Promise
 }
 
 /** Activity: removes a prepared environment that never went live (after a cancel or a failure before the switch). */
+const DiscardVenvInput = z.object({ venvId: VENV_ID }).strict();
+export type DiscardVenvInput = z.input<typeof DiscardVenvInput>;
+
 export async function discardVenv(config: HostConfig, rawInput: unknown): Promise<void> {
-  const { venvId } = validated(z.object({ venvId: VENV_ID }).strict(), rawInput, 'discardVenv');
+  const { venvId } = validated(DiscardVenvInput, rawInput, 'discardVenv');
   const dir = inside(venvsRoot(config), venvId);
   const live = await fs.readlink(venvPath(config)).catch(() => '');
   if (path.resolve(config.dataDir, live) === dir) return;

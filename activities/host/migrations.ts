@@ -30,6 +30,7 @@ const MigrateInput = z
     failurePolicy: z.enum(['warn', 'fail']).optional(),
   })
   .strict();
+export type MigrateInput = z.input<typeof MigrateInput>;
 
 const MARK = 'DEFENSECLAW-UPGRADE-MIGRATIONS ';
 

@@ -29,6 +29,15 @@ export const JOURNALS = ['phase-one-active.json', 'phase-two-active.json'] as co
 export const RecoveryPending = 'NativeRecoveryPending';
 
 const Token = z.string().regex(/^[0-9a-f]{64}$/);
+const CheckRecordsInput = z.object({ heldToken: Token.optional(), receipts: z.boolean() }).strict();
+export type CheckRecordsInput = z.input<typeof CheckRecordsInput>;
+const AcquireLockInput = z.object({ token: Token.optional() }).strict();
+export type AcquireLockInput = z.input<typeof AcquireLockInput>;
+/** holdNativeLock's and releaseNativeLock's: the run's own token. */
+const LockInput = z.object({ token: Token }).strict();
+export type LockInput = z.input<typeof LockInput>;
+const HandshakeInput = z.object({ version: VersionSchema, timeoutSeconds: z.number().int().min(1).max(3600) }).strict();
+export type HandshakeInput = z.input<typeof HandshakeInput>;
 
 /**
  * Refuses (changing nothing) while DefenseClaw's own records say the host is not ours to upgrade:
@@ -40,11 +49,7 @@ export async function checkNativeRecords(
   config: HostConfig,
   input: unknown,
 ): Promise<{ lock: string; journals: 'none'; receiptQueue: number }> {
-  const { heldToken, receipts } = validated(
-    z.object({ heldToken: Token.optional(), receipts: z.boolean() }).strict(),
-    input,
-    'checkNativeRecords',
-  );
+  const { heldToken, receipts } = validated(CheckRecordsInput, input, 'checkNativeRecords');
   const root = recoveryRoot(config);
   for (const name of JOURNALS) {
     const file = path.join(root, name);
@@ -74,7 +79,7 @@ export async function checkNativeRecords(
 
 /** Takes both locks for a new claim; answers its token (the run keeps it to re-take and release). */
 export async function acquireNativeLock(config: HostConfig, input: unknown): Promise<{ token: string; pid: number }> {
-  const { token } = validated(z.object({ token: Token.optional() }).strict(), input, 'acquireNativeLock');
+  const { token } = validated(AcquireLockInput, input, 'acquireNativeLock');
   const t = token ?? newToken();
   const { pid } = await takeLocks(config, t);
   return { token: t, pid };
@@ -87,7 +92,7 @@ export async function acquireNativeLock(config: HostConfig, input: unknown): Pro
  * own rule) and takes it again; a claim already released is never re-created.
  */
 export async function holdNativeLock(config: HostConfig, input: unknown): Promise<{ held: boolean }> {
-  const { token } = validated(z.object({ token: Token }).strict(), input, 'holdNativeLock');
+  const { token } = validated(LockInput, input, 'holdNativeLock');
   const signal = activityContext()?.cancellationSignal;
   for (;;) {
     const claim = await judgeClaim(config);
@@ -99,7 +104,7 @@ export async function holdNativeLock(config: HostConfig, input: unknown): Promis
 }
 
 export async function releaseNativeLock(config: HostConfig, input: unknown): Promise<{ released: boolean }> {
-  const { token } = validated(z.object({ token: Token }).strict(), input, 'releaseNativeLock');
+  const { token } = validated(LockInput, input, 'releaseNativeLock');
   return releaseLocks(config, token);
 }
 
@@ -112,11 +117,7 @@ export async function gatewayReadyHandshake(
   config: HostConfig,
   input: unknown,
 ): Promise<{ ready: true; output: string }> {
-  const { version, timeoutSeconds } = validated(
-    z.object({ version: VersionSchema, timeoutSeconds: z.number().int().min(1).max(3600) }).strict(),
-    input,
-    'gatewayReadyHandshake',
-  );
+  const { version, timeoutSeconds } = validated(HandshakeInput, input, 'gatewayReadyHandshake');
   const bin = path.join(config.binDir, 'defenseclaw-gateway');
   const r = await run(bin, ['upgrade-wait-ready', '--timeout', `${timeoutSeconds}s`, '--expected-version', version], {
     env: { ...config.commandEnv, DEFENSECLAW_HOME: config.dataDir, DEFENSECLAW_UPGRADE_FRESH_PROCESS: '1' },

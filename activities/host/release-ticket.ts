@@ -61,6 +61,7 @@ async function ticketOf(
 }
 
 const FromTicketInput = z.object({ release: TicketReleaseSchema }).strict();
+export type FromTicketInput = z.input<typeof FromTicketInput>;
 
 /** Activity (each host): the release a ticket describes, read from this host's own source. No API call. */
 export async function resolveFromTicket(config: HostConfig, rawInput: unknown): Promise<ResolvedRelease> {

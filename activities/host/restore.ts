@@ -100,6 +100,7 @@ export async function restoreGateway(config: HostConfig, rawInput: unknown): Pro
 }
 
 const RestoreVenvInput = z.object({ backupId: BackupIdSchema, preserveCurrentAs: BackupIdSchema.optional() }).strict();
+export type RestoreVenvInput = z.input<typeof RestoreVenvInput>;
 
 /**
  * Activity: puts the previous Python environment and the `defenseclaw` link back. Idempotent.

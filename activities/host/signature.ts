@@ -26,6 +26,7 @@ import { FailureType, activityContext, refuse, validated } from '../support.js';
 
 const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder name');
 const VerifySignatureInput = z.object({ version: VersionSchema, stagingId: STAGING_ID, signed: z.boolean() }).strict();
+export type VerifySignatureInput = z.input<typeof VerifySignatureInput>;
 
 /** A certificate as cosign writes it: PEM, or (older cosign) the PEM base64-encoded once more. */
 export function readCertificate(text: string, label = 'checksums.txt.pem'): X509Certificate {

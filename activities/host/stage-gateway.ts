@@ -29,6 +29,7 @@ const StageGatewayInput = z
     sha256: SHA256.optional(),
   })
   .strict();
+export type StageGatewayInput = z.input<typeof StageGatewayInput>;
 
 /**
  * The gateway archive to extract: the tarball itself, or a payload decoded beside it as its era

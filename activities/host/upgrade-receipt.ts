@@ -151,6 +151,9 @@ async function atomicWriteReceipt(dir: string, r: Receipt): Promise<void> {
 }
 
 const WriteInput = z.object({ receipt: ReceiptSchema }).strict();
+export type WriteInput = z.input<typeof WriteInput>;
+const AwaitAckInput = z.object({ receiptId: Uuid, timeoutSeconds: z.number().int().min(1).max(120) }).strict();
+export type AwaitAckInput = z.input<typeof AwaitAckInput>;
 
 /**
  * Writes a receipt as the workflow stated it. A pending one (the begin) first closes every other
@@ -210,11 +213,7 @@ export async function awaitReceiptAcknowledged(
   config: HostConfig,
   input: unknown,
 ): Promise<{ acknowledged: boolean; waitedMs: number }> {
-  const { receiptId, timeoutSeconds } = validated(
-    z.object({ receiptId: Uuid, timeoutSeconds: z.number().int().min(1).max(120) }).strict(),
-    input,
-    'awaitReceiptAcknowledged',
-  );
+  const { receiptId, timeoutSeconds } = validated(AwaitAckInput, input, 'awaitReceiptAcknowledged');
   const file = path.join(receiptDir(config), `${receiptId}.json`);
   const t0 = Date.now();
   while (Date.now() - t0 < timeoutSeconds * 1000) {

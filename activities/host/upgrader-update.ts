@@ -38,6 +38,7 @@ const UpdateInput = z
     deadlineSeconds: z.number().int().min(5).max(600).optional(),
   })
   .strict();
+export type UpdateInput = z.input<typeof UpdateInput>;
 
 export interface UpdateUpgraderResult {
   from: string;
@@ -233,6 +234,7 @@ export async function updateUpgrader(config: HostConfig, rawInput: unknown): Pro
 }
 
 const OutcomeInput = z.object({ version: UpgraderVersionSchema }).strict();
+export type OutcomeInput = z.input<typeof OutcomeInput>;
 
 /** Activity (host queue): where the switch to `version` stands: current, and the launcher's revert if it went back. */
 export async function upgraderSwitchOutcome(

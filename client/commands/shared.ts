@@ -175,7 +175,7 @@ export async function startOrAttach(
 export function refuseOtherKind(d: WorkflowExecutionDescription, want: string, host: string): void {
   if (d.type !== want) {
     throw new CliFailure(
-      `a ${d.type === 'rollbackHost' ? 'rollback' : d.type === 'upgradeHost' ? 'upgrade' : d.type} is running on ${host}; watch it with \`defenseclaw-upgrade status\` or stop it with \`defenseclaw-upgrade cancel\``,
+      `a ${d.type === WORKFLOW_ROLLBACK ? 'rollback' : d.type === WORKFLOW_UPGRADE ? 'upgrade' : d.type} is running on ${host}; watch it with \`defenseclaw-upgrade status\` or stop it with \`defenseclaw-upgrade cancel\``,
     );
   }
 }

@@ -21,7 +21,7 @@ import {
   startChild,
 } from '@temporalio/workflow';
 import { z } from 'zod';
-import { onHost } from '../proxies.js';
+import { KIND, hostQueue, onHost } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { componentArgs } from './fleet-component.js';
 import { FLEET_LIMITS, clip, type FleetResult } from './fleet-types.js';
@@ -109,12 +109,7 @@ export async function catchUpHosts(raw: CatchUpInput): Promise<LateHostReport[]>
 
   /** true: the worker answered; false: not within `seconds`; 'halted': the rollout halted meanwhile. */
   const probe = async (host: string, seconds: number): Promise<boolean | 'halted'> => {
-    const acts = onHost(
-      host,
-      Math.max(2, seconds),
-      { startToCloseTimeout: '30s', retry: { maximumAttempts: 1 } },
-      input.taskQueue,
-    );
+    const acts = onHost(hostQueue(host, input.taskQueue), KIND.lateProbe, Math.max(2, seconds));
     const scope = new CancellationScope();
     probes.add(scope);
     try {
@@ -155,12 +150,7 @@ export async function catchUpHosts(raw: CatchUpInput): Promise<LateHostReport[]>
 
   /** The host is back and already on the target or newer: caught up without a change. */
   const alreadyThere = async (rep: LateHostReport): Promise<boolean> => {
-    const acts = onHost(
-      rep.host,
-      FLEET_LIMITS.unreachableSeconds.default,
-      { startToCloseTimeout: '1m', retry: { initialInterval: '1s', maximumAttempts: 2 } },
-      input.taskQueue,
-    );
+    const acts = onHost(hostQueue(rep.host, input.taskQueue), KIND.lateRead, FLEET_LIMITS.unreachableSeconds.default);
     try {
       const { version } = await acts.readInstalledVersion();
       if (compareVersions(version, input.version) >= 0) {

@@ -12,13 +12,7 @@
  *
  * Every activity runs on the controller (the fleet worker, this workflow's own queue).
  */
-import {
-  ParentClosePolicy,
-  WorkflowIdReusePolicy,
-  proxyActivities,
-  setCurrentDetails,
-  startChild,
-} from '@temporalio/workflow';
+import { ParentClosePolicy, WorkflowIdReusePolicy, setCurrentDetails, startChild } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/common';
 import type { ChannelActivities } from '../../activities/controller/channel-activities.js';
 import {
@@ -31,11 +25,9 @@ import {
 import { workflowTime } from '../clock.js';
 import { WORKFLOW_RINGS, type RingRolloutInput } from './ring-types.js';
 import { validateInput } from '../run.js';
+import { KIND, onController } from '../proxies.js';
 
-const controller = proxyActivities<ChannelActivities>({
-  startToCloseTimeout: '3m',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 4 },
-});
+const controller = onController<ChannelActivities>(KIND.channel);
 
 export async function checkChannel(rawInput: CheckChannelInput): Promise<CheckChannelResult> {
   const input = validateInput(CheckChannelInputSchema, rawInput);

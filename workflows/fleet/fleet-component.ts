@@ -17,13 +17,12 @@ import {
   ChildWorkflowCancellationType,
   ParentClosePolicy,
   WorkflowIdReusePolicy,
-  proxyActivities,
   startChild,
   workflowInfo,
   type ChildWorkflowHandle,
 } from '@temporalio/workflow';
-import type { Activities } from '../../activities/host/index.js';
 import { workflowTime } from '../clock.js';
+import { KIND, onHost } from '../proxies.js';
 import { ticketArgs } from './fleet-ticket.js';
 import type { ValidFleetInput } from './fleet-types.js';
 import type { ReleaseTicket } from '../release-ticket.js';
@@ -109,13 +108,7 @@ function defenseClawComponent(ctx: FleetContext): FleetComponent {
     busy: (host) => `busy: another upgrade or rollback of ${host} is running (${hostWorkflowId(host)})`,
     async recheck(host, version) {
       const timeoutSeconds = Math.min(input.healthTimeoutSeconds, 60);
-      const acts = proxyActivities<Activities>({
-        taskQueue: ctx.queueOf(host),
-        scheduleToStartTimeout: `${input.unreachableSeconds}s`,
-        startToCloseTimeout: `${timeoutSeconds + 60}s`,
-        heartbeatTimeout: '15s',
-        retry: { initialInterval: '1s', maximumAttempts: 2 },
-      });
+      const acts = onHost(ctx.queueOf(host), KIND.bakeCheck(timeoutSeconds), input.unreachableSeconds);
       try {
         await acts.waitHealthy.executeWithOptions({ summary: `bake check: ${host} still healthy on ${version}` }, [
           { version, timeoutSeconds },

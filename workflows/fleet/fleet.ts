@@ -27,13 +27,11 @@ import {
   continueAsNew,
   isCancellation,
   patched,
-  proxyActivities,
   setCurrentDetails,
   setHandler,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../../activities/host/index.js';
 import { workflowTime } from '../clock.js';
 import { failureText, validateInput } from '../run.js';
 import {
@@ -58,9 +56,8 @@ import { fleetComponent, type FleetComponent } from './fleet-component.js';
 import { registerControls } from './fleet-control.js';
 import { endHost, notPickedUp, recheckCanary, upgradeChild } from './fleet-host.js';
 import { describeVerdict, detailsText, failureCount, fleetProgress, skipReason } from './fleet-report.js';
-import { SEARCH_ATTRIBUTES, taskQueueForHost } from '../types.js';
-
-/** rings.ts still imports it from here. */
+import { SEARCH_ATTRIBUTES } from '../types.js';
+import { KIND, hostQueue, onHost } from '../proxies.js';
 
 /** Stop starting children in a run past this many events (Temporal warns at 10k). */
 const HISTORY_SOFT_LIMIT = 7000;
@@ -175,13 +172,7 @@ class Fleet {
       return true;
     }
     const queue = this.queueOf(this.resolver);
-    const acts = proxyActivities<Activities>({
-      taskQueue: queue,
-      scheduleToStartTimeout: `${this.input.unreachableSeconds}s`,
-      startToCloseTimeout: '3m',
-      heartbeatTimeout: '10s',
-      retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 3 },
-    });
+    const acts = onHost(queue, KIND.resolve, this.input.unreachableSeconds);
     const wanted = this.input.version ?? 'the latest release';
     try {
       let version: string;
@@ -297,13 +288,7 @@ class Fleet {
       rec.step = 'probe';
     }
 
-    const probe = proxyActivities<Activities>({
-      taskQueue: queue,
-      scheduleToStartTimeout: `${this.input.unreachableSeconds}s`,
-      startToCloseTimeout: '30s',
-      heartbeatTimeout: '10s',
-      retry: { initialInterval: '1s', maximumAttempts: 2 },
-    });
+    const probe = onHost(queue, KIND.probe, this.input.unreachableSeconds);
     try {
       await probe.checkHost.executeWithOptions({ summary: `probe ${host}'s worker` }, [{ host }]);
     } catch (err) {
@@ -392,7 +377,7 @@ class Fleet {
   }
 
   private queueOf(host: string): string {
-    return this.input.taskQueue ?? taskQueueForHost(host);
+    return hostQueue(host, this.input.taskQueue);
   }
 
   /**

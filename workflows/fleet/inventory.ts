@@ -8,8 +8,7 @@
  * a time: each history grows with its own hosts only, the parent's with the number of batches, so
  * a 5,000-host inventory stays far from Temporal's history limits.
  */
-import { executeChild, proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { Activities } from '../../activities/host/index.js';
+import { executeChild, workflowInfo } from '@temporalio/workflow';
 import type { ControllerActivities } from '../../activities/controller/controller.js';
 import { workflowTime } from '../clock.js';
 import { notPickedUp } from './fleet-host.js';
@@ -22,12 +21,9 @@ import {
   type InventoryResult,
 } from './inventory-types.js';
 import { validateInput } from '../run.js';
-import { taskQueueForHost } from '../types.js';
+import { KIND, hostQueue, onController, onHost } from '../proxies.js';
 
-const controller = proxyActivities<ControllerActivities>({
-  startToCloseTimeout: '5m',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 3 },
-});
+const controller = onController<ControllerActivities>(KIND.visibility);
 
 const now = () => new Date(workflowTime()).toISOString();
 
@@ -76,13 +72,7 @@ export async function inventoryBatch(rawInput: InventoryInput): Promise<HostInve
   const answerSeconds = input.answerSeconds ?? INVENTORY_LIMITS.answerSeconds.default;
   const records: HostInventory[] = new Array(input.hosts.length);
   await lanes(input.hosts, input.concurrency ?? INVENTORY_LIMITS.concurrency.default, async (host, i) => {
-    const acts = proxyActivities<Activities>({
-      taskQueue: input.taskQueue ?? taskQueueForHost(host),
-      scheduleToStartTimeout: `${answerSeconds}s`,
-      startToCloseTimeout: '1m',
-      heartbeatTimeout: '10s',
-      retry: { initialInterval: '1s', maximumAttempts: 2 },
-    });
+    const acts = onHost(hostQueue(host, input.taskQueue), KIND.read, answerSeconds);
     try {
       const report = await acts.readInventory();
       records[i] = { host, status: 'ok', at: now(), ...report };

@@ -7,9 +7,10 @@
  * `eventId` is `<rolloutId>:<kind>:<host, ring or "rollout">:<n>` (n counts that kind for that
  * ring or host from 1): the same on every retry and on replay, so a receiver keeps the first.
  */
-import { log, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { log } from '@temporalio/workflow';
 import type { NotifyActivities } from '../../activities/controller/notify.js';
 import { workflowTime } from '../clock.js';
+import { KIND, onController } from '../proxies.js';
 import type { RolloutEvent, RolloutEventKind, RolloutVerdict } from './ring-types.js';
 
 export interface EventFields {
@@ -24,11 +25,7 @@ export interface EventFields {
 export class RolloutEvents {
   private readonly pending = new Set<Promise<void>>();
   private readonly counts = new Map<string, number>();
-  private readonly acts = proxyActivities<NotifyActivities>({
-    taskQueue: workflowInfo().taskQueue,
-    startToCloseTimeout: '30s',
-    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 8 },
-  });
+  private readonly acts = onController<NotifyActivities>(KIND.notify);
 
   constructor(
     private readonly rolloutId: string,

@@ -5,7 +5,7 @@
  * A child of ringRollout per ring, so the parent's history stays small.
  */
 import { z } from 'zod';
-import { onHost } from '../proxies.js';
+import { KIND, hostQueue, onHost } from '../proxies.js';
 import { clip } from './fleet-types.js';
 import { notPickedUp } from './fleet-host.js';
 import { RING_LIMITS, UnreachableSecondsSchema } from './ring-types.js';
@@ -47,16 +47,7 @@ export async function probeRing(raw: ProbeRingInput): Promise<HostProbe[]> {
 }
 
 async function probeOne(host: string, unreachableSeconds: number, queue: string | undefined): Promise<HostProbe> {
-  const acts = onHost(
-    host,
-    unreachableSeconds,
-    {
-      startToCloseTimeout: '1m',
-      heartbeatTimeout: '10s',
-      retry: { initialInterval: '1s', maximumAttempts: 2 },
-    },
-    queue,
-  );
+  const acts = onHost(hostQueue(host, queue), KIND.read, unreachableSeconds);
   try {
     const { version } = await acts.readInstalledVersion.executeWithOptions(
       { summary: `installed version on ${host}` },

@@ -17,7 +17,7 @@
 import { continueAsNew, sleep, workflowInfo } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { GateReading } from '../../activities/host/health-gate.js';
-import { onHost } from '../proxies.js';
+import { KIND, hostQueue, onHost } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { clip } from './fleet-types.js';
 import { notPickedUp } from './fleet-host.js';
@@ -43,13 +43,6 @@ const BaselineSchema = z
       .refine((r) => Object.keys(r).length <= RING_LIMITS.counters, `at most ${RING_LIMITS.counters} counters`),
   })
   .strict();
-
-/** How a gate is read: the operator check may take minutes; a gateway restarting is retried. */
-const GATE_READ = {
-  startToCloseTimeout: '11m',
-  heartbeatTimeout: '15s',
-  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '5s', maximumAttempts: 3 },
-};
 
 /** History length after which a soak continues as new before its next reading. */
 const HISTORY_SOFT_LIMIT = 10_000;
@@ -181,7 +174,7 @@ async function readOne(
   gates: Gates,
 ): Promise<GateReading | string> {
   const { unreachableSeconds } = input;
-  const acts = onHost(host, unreachableSeconds, GATE_READ, input.taskQueue);
+  const acts = onHost(hostQueue(host, input.taskQueue), KIND.gate, unreachableSeconds);
   try {
     return await acts.readGate.executeWithOptions({ summary: `gate on ${host}` }, [
       { counters: gates.counters, operatorCheck: gates.operatorCheck },

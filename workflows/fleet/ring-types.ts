@@ -9,7 +9,7 @@
  */
 import { defineQuery } from '@temporalio/workflow';
 import { z } from 'zod';
-import { FLEET_LIMITS, LimitSchema, type FleetHostState } from './fleet-types.js';
+import { FLEET_LIMITS, LimitSchema } from './fleet-types.js';
 import {
   HostNameSchema,
   IdSchema,
@@ -251,37 +251,6 @@ export interface RolloutEvent {
   at: string;
   /** ring-waiting: when the window opens next (ISO 8601). */
   opensAt?: string;
-}
-
-/** Why a host of a ring was not upgraded by it, or how it ended. */
-export const RING_HOST_STATES = [
-  'pending',
-  /** `hold` pin (host or ring). */
-  'held',
-  /** Pinned to a version lower than the target: left alone (see README, "Pinning"). */
-  'pinned',
-  /** Already on the target or newer (never downgraded). */
-  'current',
-  /** Its worker did not answer: handed to the catch-up. */
-  'late',
-  'caught-up',
-  /** Its catch-up deadline passed, or the rollout halted first. */
-  'never-caught-up',
-  /** The fleetRollout of its ring reports the rest (healthy, failed, rolled-back, skipped …). */
-  'ring',
-  /** Rolled back because its ring's gate failed. */
-  'ring-rolled-back',
-] as const;
-export type RingHostState = (typeof RING_HOST_STATES)[number];
-
-/** One host as the ring rollout reports it (only hosts the ring did not simply run are listed). */
-export interface RingHostNote {
-  host: string;
-  state: RingHostState | FleetHostState;
-  /** Installed version when probed. */
-  installed?: string;
-  pin?: Pin;
-  reason?: string;
 }
 
 export interface RingReport {

@@ -38,7 +38,7 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import { onHost } from '../proxies.js';
+import { KIND, hostQueue, onHost } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { clip, resolveLimit } from './fleet-types.js';
 import { notPickedUp } from './fleet-host.js';
@@ -144,16 +144,7 @@ class Rollout {
     const wanted = this.input.version ?? 'the latest release';
     const silent: string[] = [];
     for (const resolver of candidates.slice(0, RESOLVERS)) {
-      const acts = onHost(
-        resolver,
-        seconds,
-        {
-          startToCloseTimeout: '3m',
-          heartbeatTimeout: '10s',
-          retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '15s', maximumAttempts: 3 },
-        },
-        this.input.plan.taskQueue,
-      );
+      const acts = onHost(hostQueue(resolver, this.input.plan.taskQueue), KIND.resolve, seconds);
       try {
         // One lookup for the whole rollout: every ring, and every late host, gets this ticket.
         this.ticket = await rolloutTicket(

@@ -18,10 +18,10 @@
  * DefenseClaw runs, so an upgrade in flight on the host is not refused, and its activities are
  * retried on the restarted worker.
  */
-import { ApplicationFailure, proxyActivities, sleep, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import { ApplicationFailure, sleep, upsertSearchAttributes } from '@temporalio/workflow';
 import { z } from 'zod';
 import type { AwaitQueueVersionInput, QueueVersionProof } from '../../activities/controller/queue-version.js';
-import { upgraderOnHost } from '../proxies.js';
+import { KIND, hostQueue, onController, onHost } from '../proxies.js';
 import { workflowTime } from '../clock.js';
 import { FLEET_LIMITS, clip } from './fleet-types.js';
 import { failureText, validateInput } from '../run.js';
@@ -32,7 +32,6 @@ import {
   TaskQueueSchema,
   VersionSchema,
   isVersion,
-  taskQueueForHost,
   type StepRecord,
   type UpgradeOutcome,
   type UpgradeResult,
@@ -76,12 +75,9 @@ export function proveQueue(
   timeoutSeconds: number,
   o: { since?: number; previous?: string } = {},
 ): Promise<QueueVersionProof> {
-  const controller = proxyActivities<{ awaitQueueVersion(i: AwaitQueueVersionInput): Promise<QueueVersionProof> }>({
-    taskQueue: workflowInfo().taskQueue,
-    startToCloseTimeout: `${timeoutSeconds + 60}s`,
-    heartbeatTimeout: '15s',
-    retry: { initialInterval: '1s', maximumAttempts: 3 },
-  });
+  const controller = onController<{ awaitQueueVersion(i: AwaitQueueVersionInput): Promise<QueueVersionProof> }>(
+    KIND.queueProof(timeoutSeconds),
+  );
   return controller.awaitQueueVersion.executeWithOptions({ summary: `is ${queue} polled by ${version}?` }, [
     { taskQueue: queue, version, timeoutSeconds, ...o },
   ]);
@@ -90,7 +86,7 @@ export function proveQueue(
 export async function updateWorkerHost(raw: WorkerUpdateInput): Promise<UpgradeResult> {
   const input = validateInput(WorkerUpdateInputSchema, raw);
   const { host, version } = input;
-  const queue = input.hostQueue ?? taskQueueForHost(host);
+  const queue = hostQueue(host, input.hostQueue);
   upsertSearchAttributes({
     [SEARCH_ATTRIBUTES.host]: [host],
     [SEARCH_ATTRIBUTES.toVersion]: [version],
@@ -136,11 +132,13 @@ export async function updateWorkerHost(raw: WorkerUpdateInput): Promise<UpgradeR
     });
   };
 
-  const onHost = upgraderOnHost(queue, input.answerSeconds);
+  const upgrader = onHost(queue, KIND.upgrader, input.answerSeconds);
   let switched;
   try {
     switched = await step('switch', `install and switch ${host}'s worker to ${version}`, () =>
-      onHost.updateUpgrader.executeWithOptions({ summary: `${host}: switch the worker to ${version}` }, [{ version }]),
+      upgrader.updateUpgrader.executeWithOptions({ summary: `${host}: switch the worker to ${version}` }, [
+        { version },
+      ]),
     );
   } catch (err) {
     const why = failureText(err);
@@ -179,7 +177,7 @@ export async function updateWorkerHost(raw: WorkerUpdateInput): Promise<UpgradeR
   try {
     for (let asked = 1; ; asked++) {
       outcome = await step('outcome', `what ${host}'s launcher did with ${version}`, () =>
-        onHost.upgraderSwitchOutcome.executeWithOptions({ summary: `${host}: outcome of the switch to ${version}` }, [
+        upgrader.upgraderSwitchOutcome.executeWithOptions({ summary: `${host}: outcome of the switch to ${version}` }, [
           { version },
         ]),
       );
