@@ -12,8 +12,8 @@
  *     `defenseclaw-gateway stop; start` of the same gateway, measured by the same poller.
  *  2. wall ratio: the whole upgrade through Temporal (real dev server, real worker) divided by
  *     the same activities called directly in sequence, without Temporal.
- *  3. the real DefenseClaw gateway (../shared/realdc): downtime of a real 0.4.0 → 0.5.0 upgrade
- *     beside a bare `stop; start; healthy` of the same real gateway, and where the window goes.
+ *  3. npm run bench -- real: the real DefenseClaw gateway (../shared/realdc), 0.4.0 → 0.5.0 and
+ *     0.8.4 → 0.8.10, beside bare restarts of FROM and TO, under a subreaper (scripts/bench-real.ts).
  * Not a timed test: it prints figures and ratios, it does not pass or fail on them.
  */
 import fs from 'node:fs';
@@ -22,10 +22,8 @@ import path from 'node:path';
 import { request } from 'undici';
 import { createActivities } from '../activities/host/index.js';
 import { installRuntime } from '../worker/runtime.js';
-import { createRealHost } from '../test/fixtures/host/real-host.js';
-import { realBuildsFor } from '../test/fixtures/releases/eras.js';
 import { Harness, type HostUnderTest } from '../test/helpers/harness.js';
-import type { ArtifactInfo, StepRecord } from '../workflows/types.js';
+import type { ArtifactInfo } from '../workflows/types.js';
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 
@@ -179,74 +177,6 @@ async function single(): Promise<void> {
   );
 }
 
-/** Milliseconds of each downtime step of a run (stop … health), from its step records. */
-function windowSteps(steps: StepRecord[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  let first = Infinity;
-  let last = -Infinity;
-  let inSteps = 0;
-  for (const s of steps) {
-    if (!['stop', 'install', 'migrate', 'start', 'health'].includes(s.name)) continue;
-    if (s.startedAt === undefined || s.endedAt === undefined) continue;
-    out[s.name] = (out[s.name] ?? 0) + (s.endedAt - s.startedAt);
-    inSteps += s.endedAt - s.startedAt;
-    first = Math.min(first, s.startedAt);
-    last = Math.max(last, s.endedAt);
-  }
-  // What the window spends between its steps: Temporal's dispatch of the next activity.
-  if (last > first) out.between = last - first - inSteps;
-  return out;
-}
-
-/** The real DefenseClaw gateway: a real 0.4.0 → 0.5.0 upgrade's downtime beside a bare restart. */
-async function realGateway(): Promise<void> {
-  const runs = Number(process.env.BENCH_REAL_RUNS ?? 3);
-  const h = await Harness.start({ versions: ['0.4.0', '0.5.0'], realBuilds: realBuildsFor('0.4.0', '0.5.0') });
-  const bare: number[] = [];
-  const ours: number[] = [];
-  const steps: Array<Record<string, number>> = [];
-  try {
-    for (let i = 0; i < runs; i++) {
-      const host = await h.hostOf(await createRealHost({ version: '0.4.0' }));
-      try {
-        const p1 = downtimeProbe(host.sim.port, undefined, ['running', 'disabled']);
-        await new Promise((r) => setTimeout(r, 100));
-        await host.sim.gateway(['stop']);
-        await host.sim.gateway(['start']);
-        await host.sim.waitState(['disabled'], 30_000);
-        await new Promise((r) => setTimeout(r, 50));
-        bare.push(await p1.done());
-
-        const p2 = downtimeProbe(host.sim.port, '0.5.0', ['running', 'disabled']);
-        const r = await host.result(await host.upgrade({ version: '0.5.0', options: { healthTimeoutSeconds: 60 } }));
-        await new Promise((r2) => setTimeout(r2, 50));
-        ours.push(await p2.done());
-        if (r.outcome !== 'upgraded') throw new Error(`real bench upgrade failed: ${r.message}`);
-        steps.push(windowSteps(r.steps));
-        process.stderr.write(`real run ${i + 1}/${runs}: bare ${ms(bare[i]!)}, upgrade ${ms(ours[i]!)}\n`);
-      } finally {
-        await host.stopWorker();
-        await host.sim.cleanup();
-      }
-    }
-  } finally {
-    await h.close();
-  }
-  const parts = ['stop', 'install', 'migrate', 'start', 'health', 'between']
-    .map((k) => `${k} ${ms(median(steps.map((x) => x[k] ?? 0)))}`)
-    .join(', ');
-  process.stdout.write(
-    [
-      `real DefenseClaw gateway (../shared/realdc), 0.4.0 → 0.5.0, ${runs} runs, medians`,
-      `  downtime, bare stop; start; healthy:   ${ms(median(bare))}`,
-      `  downtime, our upgrade:                 ${ms(median(ours))}`,
-      `  downtime ratio (target <= 1.2):        ${(median(ours) / median(bare)).toFixed(2)}`,
-      `  the window by step (workflow time):    ${parts}`,
-      '',
-    ].join('\n'),
-  );
-}
-
 /** uv from the project cache (as `npm test` installs it) goes on PATH for the hosts' Python environments. */
 function uvOnPath(): void {
   const cache =
@@ -280,7 +210,7 @@ async function main(): Promise<void> {
   }
   if (process.argv[2] !== 'real') await single();
   // The real gateway SIGTERMs every process named defenseclaw-gateway: after the simulated runs.
-  if (process.argv[2] !== 'sim') await realGateway();
+  if (process.argv[2] !== 'sim') await (await import('./bench-real.js')).benchReal();
 }
 
 main().catch((err) => {

@@ -5,18 +5,20 @@
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
+import { request } from 'undici';
 import type { HostConfig } from '../../worker/host-config.js';
 import { run, which } from '../exec.js';
 import { z } from 'zod';
 import { LIMITS, isVersion } from '../../workflows/types.js';
 import {
+  gatewayPidFile,
   isGatewayProcess,
   isWatchdogProcess,
   readGatewayPid,
   readWatchdogPid,
   type GatewayPidInfo,
 } from './gateway-process.js';
-import { readHealth } from './health.js';
+import { readGatewayApi, readHealth } from './health.js';
 import { FailureType, activityContext, cancellationSignal, refuse, sleep, validated } from '../support.js';
 
 /** Allow about 30 s for a stop (host contract; the real `stop` waits 10 s, then SIGKILL). */
@@ -54,9 +56,14 @@ async function statusRunning(config: HostConfig): Promise<boolean> {
   return r.exitCode === 0;
 }
 
+/** How often a stop looks whether a process is gone (the gateway's own `stop` looks every 100 ms). */
+const GONE_POLL_MS = 5;
+/** How long our SIGTERM is given before the gateway's own `stop` takes over (its 10 s, then SIGKILL). */
+const OWN_TERM_GRACE_MS = 3_000;
+
 async function waitGone(alive: () => boolean, ms: number): Promise<boolean> {
   const deadline = Date.now() + ms;
-  while (alive() && Date.now() < deadline) await sleep(100);
+  while (alive() && Date.now() < deadline) await sleep(GONE_POLL_MS);
   return !alive();
 }
 
@@ -65,6 +72,31 @@ function signal(pid: number, sig: NodeJS.Signals): void {
     process.kill(pid, sig);
   } catch {
     // already gone
+  }
+}
+
+/**
+ * Whether anything answers HTTP at the gateway's /health address: what `defenseclaw-gateway status`
+ * asks (internal/cli/status.go, 0.4.0 … 0.8.10: GET /health at the configured bind and port, exit 0
+ * when it answers), without starting a process for it.
+ */
+async function healthAnswers(config: HostConfig): Promise<boolean> {
+  const api = await readGatewayApi(config);
+  const host = api.host.includes(':') ? `[${api.host}]` : api.host;
+  try {
+    const res = await request(`http://${host}:${api.port}/health`, { headersTimeout: 5000, bodyTimeout: 5000 });
+    await res.body.dump();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes gateway.pid if it still records exactly `info` (the gateway's own removePIDFileIfStarted, 0.8.10). */
+async function removePidFileOf(dataDir: string, info: GatewayPidInfo): Promise<void> {
+  const now = await readGatewayPid(dataDir);
+  if (now && now.pid === info.pid && now.executable === info.executable && now.startTime === info.startTime) {
+    await fs.rm(gatewayPidFile(dataDir), { force: true });
   }
 }
 
@@ -79,16 +111,40 @@ export function assertNoGatewayCameBack(info: GatewayPidInfo | undefined): void 
 }
 
 /**
- * Activity: stops the gateway through its own `stop` (which stops its watchdog first) and proves
- * it: the pid file's process is gone, no watchdog is left to bring the old binary back, no gateway
- * came back, and `status` exits non-zero. Answers the state `/health`
- * reported just before the stop (an upgrade judges `reconnecting` against it). Safe to run again.
+ * Activity: stops the gateway and proves it: the pid file's process is gone, no watchdog is left to
+ * bring the old binary back, no gateway came back, and nothing answers /health on its port (what
+ * `status` checks). Answers the state `/health` reported just before the stop (an upgrade judges
+ * `reconnecting` against it). Safe to run again.
+ *
+ * The gateway's own `stop` (internal/cli/daemon.go runStop, internal/daemon Stop, 0.4.0 … 0.8.10)
+ * SIGTERMs the watchdog, then SIGTERMs the gateway and looks every 100 ms whether its pid is gone
+ * (kill(pid, 0): until the host's init has reaped it), then removes gateway.pid. We send the same
+ * signals in the same order to the same processes, the watchdog by its command line and the gateway
+ * by its pid file's identity (the recorded executable), waiting for the watchdog to be gone before the
+ * gateway is signalled, and look every 5 ms; an exited process holds no port, so once it has exited
+ * (reaped or not) we remove gateway.pid if it still records that process, as `stop` does once the pid
+ * has vanished. Then the gateway's own `stop` runs as always and finds nothing left to wait for, however
+ * late the host's init reaps (or, when our SIGTERM was not enough within 3 s, sends its own and
+ * escalates to SIGKILL: a second SIGTERM is harmless, the gateway keeps its handler registered,
+ * internal/cli/sidecar.go).
  */
 export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boolean; stateBefore: string }> {
-  const before = await readHealth(config, 1000).catch(() => ({ state: 'unreachable' }));
-  const info = await readGatewayPid(config.dataDir);
-  const watchdog = await readWatchdogPid(config.dataDir);
+  const [before, info, watchdog] = await Promise.all([
+    readHealth(config, 1000).catch(() => ({ state: 'unreachable' })),
+    readGatewayPid(config.dataDir),
+    readWatchdogPid(config.dataDir),
+  ]);
   const wasRunning = isGatewayProcess(info);
+  if (watchdog !== undefined && isWatchdogProcess(watchdog)) {
+    signal(watchdog, 'SIGTERM');
+    await waitGone(() => isWatchdogProcess(watchdog), 1_000);
+  }
+  if (info && wasRunning) {
+    signal(info.pid, 'SIGTERM');
+    // Exited (a zombie not yet reaped counts): its pid file goes, as `stop` removes it once the pid
+    // has vanished; so `stop` need not wait for the host's init to reap it.
+    if (await waitGone(() => isGatewayProcess(info), OWN_TERM_GRACE_MS)) await removePidFileOf(config.dataDir, info);
+  }
   const r = await run(gatewayBinary(config), ['stop'], {
     env: config.commandEnv,
     timeoutMs: STOP_TIMEOUT_MS,
@@ -111,12 +167,12 @@ export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boo
   }
   // A gateway that came back (a service manager, a watchdog) is caught here and again right before the
   // swap (installGateway), so the proof adds no waiting to the downtime window.
-  const running = await statusRunning(config);
-  assertNoGatewayCameBack(await readGatewayPid(config.dataDir));
-  if (running) {
+  const [answers, now] = await Promise.all([healthAnswers(config), readGatewayPid(config.dataDir)]);
+  assertNoGatewayCameBack(now);
+  if (answers) {
     throw refuse(
       FailureType.StopNotProven,
-      'the gateway did not stop: `defenseclaw-gateway status` still reports it running',
+      'the gateway did not stop: something still answers /health on its port (`defenseclaw-gateway status` reports it running)',
     );
   }
   return { wasRunning, stateBefore: before.state };

@@ -139,6 +139,9 @@ const WaitHealthyInput = z
   .strict();
 export type WaitHealthyInput = z.input<typeof WaitHealthyInput>;
 
+/** How long waitHealthy polls every 20 ms before it settles to every 250 ms. */
+const FAST_POLL_FOR_MS = 2_000;
+
 interface HealthBeat {
   deadline: number;
   polls: number;
@@ -154,6 +157,7 @@ export async function waitHealthy(config: HostConfig, rawInput: unknown): Promis
   const prior = lastHeartbeat<HealthBeat>();
   const deadline = prior?.deadline ?? Date.now() + input.timeoutSeconds * 1000;
   let polls = prior?.polls ?? 0;
+  const began = Date.now();
   let last: HealthReading = { state: 'unreachable' };
   for (;;) {
     last = await readHealth(config);
@@ -161,7 +165,9 @@ export async function waitHealthy(config: HostConfig, rawInput: unknown): Promis
     heartbeat({ deadline, polls, state: last.state } satisfies HealthBeat);
     if (isHealthy(last, input.version, input.acceptReconnecting)) return { state: last.state, polls };
     if (Date.now() >= deadline) break;
-    await sleep(Math.min(250, Math.max(0, deadline - Date.now())), cancellationSignal());
+    // Right after a start the gateway comes up within moments: look every 20 ms for the first 2 s.
+    const every = Date.now() - began < FAST_POLL_FOR_MS ? 20 : 250;
+    await sleep(Math.min(every, Math.max(0, deadline - Date.now())), cancellationSignal());
   }
   const versionNote =
     input.version && last.binaryVersion !== input.version && last.state !== 'unreachable'
