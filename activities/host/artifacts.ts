@@ -15,6 +15,7 @@ import { lstatOrUndefined, ensureRealDir, inside } from '../fsutil.js';
 import { describeHttpError, httpRequest } from '../http.js';
 import { isReleaseAssetName, parseChecksums } from '../release-eras.js';
 import { assetNames, assetUrl, headAsset } from '../releases.js';
+import { killWarm } from './warm-python.js';
 import {
   FailureType,
   cancellationSignal,
@@ -87,6 +88,7 @@ const RemoveStagingInput = z.object({ stagingId: STAGING_ID }).strict();
 /** Activity: removes a run's staging folder and anything it staged beside the binary. Idempotent. */
 export async function removeStaging(config: HostConfig, rawInput: unknown): Promise<void> {
   const { stagingId } = validated(RemoveStagingInput, rawInput, 'removeStaging');
+  killWarm(stagingId); // the run's warm interpreter (warm-python.ts), if the window did not use it
   const dir = inside(stagingRoot(config), stagingId);
   const st = await lstatOrUndefined(dir);
   if (st?.isSymbolicLink()) await fs.unlink(dir);

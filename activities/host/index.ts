@@ -16,6 +16,7 @@ import * as healthGate from './health-gate.js';
 import * as install from './install.js';
 import { readInventory } from './inventory.js';
 import * as migrations from './migrations.js';
+import * as migrationStage from './migration-stage.js';
 import * as nativeRecords from './native-records.js';
 import { detectPlatform } from './platform.js';
 import * as releases from '../releases.js';
@@ -84,7 +85,17 @@ export function createActivities(config: HostConfig) {
       toVersion: string;
       required?: string[];
       failurePolicy?: 'warn' | 'fail';
+      stagingId?: string;
     }) => migrations.runMigrations(config, input),
+    /** Issue 21: the hop's migrations, prepared in isolation before the stop. */
+    prepareMigrations: (input: {
+      fromVersion: string;
+      toVersion: string;
+      required?: string[];
+      failurePolicy?: 'warn' | 'fail';
+      stagingId: string;
+      venvId: string;
+    }) => migrationStage.prepareMigrations(config, input),
     startGateway: (input: { healthTimeoutSeconds: number }) => gateway.startGateway(config, input),
     restartOpenclaw: () => gateway.restartOpenclaw(config),
     waitHealthy: (input: { version?: string; timeoutSeconds: number; acceptReconnecting?: boolean }) =>

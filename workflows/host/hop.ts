@@ -22,6 +22,7 @@ import {
   type RecordsState,
 } from './records.js';
 import { discardVenv as discard, recover } from './recover.js';
+import { prepareHopMigrations, windowMigrations } from './prepared-migrations.js';
 import type { ReleaseLayout } from '../release-layout.js';
 import type { HostRun } from '../run.js';
 import { Saga } from './saga.js';
@@ -162,6 +163,18 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
   if (records)
     await beginReceipt(run, records, hop, run.signature === 'verified' || run.signature === 'checked-locally');
 
+  // The migrations, prepared in isolation before the stop (runs since patched('prepared-migrations')).
+  const manifest = hop.release.layout?.manifest;
+  const migrationArgs = {
+    fromVersion: from,
+    toVersion: to,
+    ...(manifest ? { required: manifest.requiredMigrations, failurePolicy: manifest.failurePolicy } : {}),
+  };
+  const prepared = await prepareHopMigrations(run, migrationArgs, {
+    stagingId: staging.stagingId,
+    venvId: staged.venvId,
+  });
+
   // The downtime window: each step registers its undo before it runs.
   const undo = new Saga();
   let degraded = false;
@@ -210,16 +223,7 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
     undo.add('restore config, keys, policies and migration cursor', () =>
       compensating.restoreFiles.executeWithOptions({ summary: 'rollback: restore config files' }, [{ backupId }]),
     );
-    const manifest = hop.release.layout?.manifest;
-    const migrated = await run.step('migrate', `run migrations ${from} → ${to}`, (o) =>
-      heartbeating.runMigrations.executeWithOptions(o, [
-        {
-          fromVersion: from,
-          toVersion: to,
-          ...(manifest ? { required: manifest.requiredMigrations, failurePolicy: manifest.failurePolicy } : {}),
-        },
-      ]),
-    );
+    const migrated = await windowMigrations(run, migrationArgs, prepared);
     run.migrationsRun = (run.migrationsRun ?? 0) + migrated.ran;
     if (migrated.warning) run.warnings.push(migrated.warning);
     degraded = Boolean(migrated.warning);
