@@ -184,7 +184,8 @@ export async function prepareMigrations(config: HostConfig, rawInput: unknown): 
   const why = await unavailable(config, roots);
   if (why) return done({ prepared: false, reason: why }, { prepared: false, reason: why });
 
-  const layers = (['data', 'openclaw'] as Root[]).map((root) => ({
+  // OpenClaw's first: its layers live in the data dir, which is not yet covered by its own overlay then.
+  const layers = (['openclaw', 'data'] as Root[]).map((root) => ({
     root,
     lower: roots[root],
     upper: path.join(dir, root, 'upper'),
