@@ -31,7 +31,7 @@ const OFF = { DEFENSECLAW_PREPARED_MIGRATIONS: '0' };
 
 /** Paths of a host that are not the migrations' (runtime state, our own folders). */
 const RUNTIME =
-  /^\.defenseclaw\/(staging|venvs|\.venv|backups\/upgrade-[^/]*|gateway\.(log|pid)|watchdog\.(log|pid|state)|\.upgrade-receipts|.*\.db(-wal|-shm|-journal)?|logs|.*\.log|.*\.jsonl|.*\.lock)(\/|$)/;
+  /^\.defenseclaw\/(staging|venvs|\.venv|backups\/upgrade-[^/]*|gateway\.(log|pid)|watchdog\.(log|pid|state)|\.upgrade-receipts|.*\.db(-wal|-shm|-journal)?|logs|.*\.log|.*\.jsonl|upgrade(\.advisory)?\.lock)(\/|$)/;
 
 /** Every file and folder of the data dir and OpenClaw's home: mode and content digest, normalised. */
 async function capture(home: string): Promise<Record<string, string>> {
@@ -115,7 +115,11 @@ for (const [from, to] of [
         assert.equal(a.r.outcome, 'upgraded', a.r.message);
         const prepared = stepOf(a.r, 'migrate', /prepared before the stop, put in place by rename/);
         assert.ok(prepared, a.r.steps.map((s) => `${s.name}: ${s.detail}`).join('\n'));
-        assert.ok(stepOf(a.r, 'stage', /prepare migrations .*paths changed in the staged copy/));
+        const staged = stepOf(a.r, 'stage', /prepare migrations .*paths changed in the staged copy/);
+        assert.ok(staged);
+        process.stderr.write(
+          `${from} → ${to}: ${staged.detail} (${staged.endedAt! - staged.startedAt!} ms); ${prepared.detail}\n`,
+        );
         const stop = a.r.steps.find((s) => s.name === 'stop')!;
         const prep = a.r.steps.find((s) => s.name === 'stage' && /prepare migrations/.test(s.detail ?? ''))!;
         assert.ok(prep.endedAt! <= stop.startedAt!, 'prepared before the stop');
@@ -133,7 +137,7 @@ for (const [from, to] of [
         const inWindow = stepOf(b.r, 'migrate', /in the window \(prepared migrations are turned off/);
         assert.ok(inWindow, b.r.steps.map((s) => `${s.name}: ${s.detail}`).join('\n'));
         process.stderr.write(
-          `${from} → ${to}: in-window migrate step, run in the window: ${inWindow.endedAt! - inWindow.startedAt!} ms\n`,
+          `${from} → ${to}: in-window migrate step, run in the window: ${inWindow.endedAt! - inWindow.startedAt!} ms; ${inWindow.detail}\n`,
         );
 
         assert.ok(a.files && b.files);
@@ -163,11 +167,16 @@ for (const [from, to] of [
           },
         }));
         assert.equal(r.outcome, 'upgraded', r.message);
+        const warm = stepOf(r, 'migrate', /warm interpreter/);
+        if (warm)
+          process.stderr.write(
+            `${from} → ${to}: in-window migrate step, fallback in the warm interpreter: ${warm.endedAt! - warm.startedAt!} ms; ${warm.detail}\n`,
+          );
         assert.ok(
           stepOf(
             r,
             'migrate',
-            /in the window \(.*custom\.rego changed after the migrations were prepared; warm interpreter\)/,
+            /in the window \(.*custom\.rego changed after the migrations were prepared; warm interpreter, \d+ ms\)/,
           ),
           r.steps.map((s) => `${s.name}: ${s.detail}`).join('\n'),
         );

@@ -76,6 +76,10 @@ export interface MigrationsResult {
   reason?: string;
   /** The in-window run used an interpreter started and imported before the stop. */
   warm?: boolean;
+  /** In the window: how long the migrations' run took inside the activity. */
+  ms?: number;
+  /** Prepared: how many paths were put in place, and how long the digests and renames took. */
+  applied?: { paths: number; ms: number };
 }
 
 /** The program's report from its output, or a refusal naming the last error line. */

@@ -150,6 +150,8 @@ export interface PrepareResult {
   reason?: string;
   ran?: number;
   changed?: number;
+  /** The changed paths (the first 12), relative to their root. */
+  paths?: string[];
   warning?: string;
 }
 
@@ -259,6 +261,7 @@ export async function prepareMigrations(config: HostConfig, rawInput: unknown): 
       prepared: true,
       ran: judged.ran,
       changed: changes.length,
+      paths: changes.slice(0, 12).map((c) => (c.root === 'data' ? c.path : `~openclaw/${c.path}`)),
       ...(judged.warning ? { warning: judged.warning } : {}),
     },
   );

@@ -65,12 +65,15 @@ async function usePrepared(
   if (!sameArgs(prep.args, args)) return { reason: 'the prepared run was for other versions' };
   if (!prep.prepared || !prep.inputs || !prep.changes || !prep.report || !prep.after)
     return { reason: prep.reason ?? 'no prepared run' };
+  const t0 = performance.now();
   const roots = await liveRoots(config);
   const changed = firstDifference(prep.inputs, await digestInputs(roots, prep.changes), prep.after);
   if (changed) return { reason: `${changed} changed after the migrations were prepared` };
   await applyChanges(roots, uppersIn(dir), prep.changes, prep.after);
   const output = prep.output ?? '';
-  return { ...judge(args, prep.report, appliedFrom(await cursorOf(config.dataDir)), output), path: 'prepared' };
+  const judged = judge(args, prep.report, appliedFrom(await cursorOf(config.dataDir)), output);
+  const applied = { paths: prep.changes.length, ms: Math.round(performance.now() - t0) };
+  return { ...judged, path: 'prepared', applied };
 }
 
 /**
@@ -94,6 +97,7 @@ export async function runMigrations(config: HostConfig, rawInput: unknown): Prom
   const roots = await liveRoots(config);
   const argv = programArgs(args, roots.openclaw, config.dataDir);
   const timeoutMs = 10 * 60_000;
+  const t0 = performance.now();
   const warm = stagingId ? await runWarm(stagingId, argv, timeoutMs) : undefined;
   const r =
     warm ??
@@ -104,5 +108,6 @@ export async function runMigrations(config: HostConfig, rawInput: unknown): Prom
     }));
   const report = parseReport(args, r.output, r.exitCode);
   const judged = judge(args, report, report.cursor ? appliedFrom(await cursorOf(config.dataDir)) : undefined, r.output);
-  return stagingId ? { ...judged, path: 'in-window', reason, warm: Boolean(warm) } : judged;
+  const ms = Math.round(performance.now() - t0);
+  return stagingId ? { ...judged, path: 'in-window', reason, warm: Boolean(warm), ms } : judged;
 }

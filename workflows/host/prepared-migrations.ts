@@ -12,6 +12,7 @@
 import { patched } from '@temporalio/workflow';
 import type { MigrationsResult } from '../../activities/host/migration-program.js';
 import { heartbeating } from '../proxies.js';
+import { notRegistered } from './records.js';
 import type { HostRun } from '../run.js';
 
 export const PREPARED_MIGRATIONS = 'prepared-migrations';
@@ -35,15 +36,31 @@ export async function prepareHopMigrations(
   ids: { stagingId: string; venvId: string },
 ): Promise<PreparedRef> {
   if (!patched(PREPARED_MIGRATIONS)) return {};
-  const r = await run.step(
-    'stage',
-    `prepare migrations ${args.fromVersion} → ${args.toVersion} (isolated, before the stop)`,
-    (o) => heartbeating.prepareMigrations.executeWithOptions(o, [{ ...args, ...ids }]),
-  );
+  let r;
+  try {
+    r = await run.step(
+      'stage',
+      `prepare migrations ${args.fromVersion} → ${args.toVersion} (isolated, before the stop)`,
+      (o) =>
+        heartbeating.prepareMigrations.executeWithOptions(
+          { ...o, retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['NotFoundError'] } },
+          [{ ...args, ...ids }],
+        ),
+    );
+  } catch (err) {
+    if (!notRegistered(err)) throw err;
+    // A host worker of an earlier release: its window runs the migrations, with the input it knows.
+    const rec = run.steps[run.steps.length - 1];
+    if (rec) {
+      rec.status = 'skipped';
+      rec.detail = `prepare migrations: SKIPPED, this host's worker predates prepared migrations; the window runs them`;
+    }
+    return {};
+  }
   const rec = run.steps[run.steps.length - 1];
   if (rec) {
     rec.detail = r.prepared
-      ? `${rec.detail}: ${r.ran ?? 0} ran, ${r.changed ?? 0} paths changed in the staged copy`
+      ? `${rec.detail}: ${r.ran ?? 0} ran, ${r.changed ?? 0} paths changed in the staged copy (${(r.paths ?? []).join(', ')})`
       : `${rec.detail}: not prepared (${r.reason ?? 'unavailable'}); the window runs them`;
   }
   return { stagingId: ids.stagingId };
@@ -58,8 +75,8 @@ export async function windowMigrations(run: HostRun, args: MigrationArgs, ref: P
   if (rec && migrated.path) {
     rec.detail =
       migrated.path === 'prepared'
-        ? `${rec.detail}: prepared before the stop, put in place by rename`
-        : `${rec.detail}: in the window (${migrated.reason ?? 'not prepared'}; ${migrated.warm ? 'warm' : 'cold'} interpreter)`;
+        ? `${rec.detail}: prepared before the stop, put in place by rename (${migrated.applied?.paths ?? 0} paths, ${migrated.applied?.ms ?? 0} ms)`
+        : `${rec.detail}: in the window (${migrated.reason ?? 'not prepared'}; ${migrated.warm ? 'warm' : 'cold'} interpreter, ${migrated.ms ?? 0} ms)`;
   }
   return migrated;
 }

@@ -77,7 +77,7 @@ export function receiptEnding(
 const isoMicros = (ms: number) => new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
 /** Whether an activity failed because this host's worker predates it. */
-function notRegistered(err: unknown): boolean {
+export function notRegistered(err: unknown): boolean {
   return (
     err instanceof ActivityFailure &&
     err.cause instanceof ApplicationFailure &&
