@@ -225,9 +225,16 @@ export async function prepareMigrations(config: HostConfig, rawInput: unknown): 
     return done({ prepared: false, reason }, { prepared: false, reason });
   }
   const resultLine = lines.find((l) => l.startsWith('STAGE-RESULT '));
-  const staged = z
-    .object({ exit: z.number().int(), changes: z.array(ChangeSchema).max(10_000) })
-    .parse(JSON.parse(resultLine?.slice('STAGE-RESULT '.length) ?? '{"exit":1,"changes":[]}'));
+  let staged: { exit: number; changes: Change[] };
+  try {
+    staged = z
+      .object({ exit: z.number().int(), changes: z.array(ChangeSchema).max(10_000) })
+      .parse(JSON.parse(resultLine!.slice('STAGE-RESULT '.length)));
+  } catch {
+    // The run ended without its report (killed, or more output than is kept): the window runs them.
+    const reason = `the prepared run gave no readable report (exit ${r.exitCode})`;
+    return done({ prepared: false, reason }, { prepared: false, reason });
+  }
   const output = lines
     .slice(lines.indexOf('STAGE-ISOLATED') + 1)
     .filter((l) => !l.startsWith('STAGE-RESULT '))
