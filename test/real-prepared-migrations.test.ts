@@ -209,6 +209,11 @@ for (const [from, to] of [
           );
           assert.doesNotMatch(r.failure!.error, /\n/);
           assert.ok(!r.steps.some((s) => s.name === 'stop'), 'the gateway was never stopped');
+          // DefenseClaw's own receipt says what failed: a migration.
+          assert.deepEqual(
+            r.defenseclawReceipts?.map((x) => [x.status, x.failureCode]),
+            [['failed', 'migration_failed']],
+          );
           assert.deepEqual(await sim.snapshot(), snap);
           assert.deepEqual(await fs.readFile(path.join(sim.dataDir, 'config.yaml')), config);
           assert.equal(await sim.gatewayPid(), pid);

@@ -57,7 +57,9 @@ export function receiptEnding(
   if (outcome === 'upgraded' || outcome === undefined) {
     if (!failure) return { status: degraded ? 'partial' : 'succeeded', failure_code: '' };
   }
-  const step = failure?.step ?? 'unknown';
+  // A prepared migration (issue 21) that failed before the stop is a migration failure too.
+  const prepared = failure?.step === 'stage' && /\(prepared before the stop/.test(failure.error);
+  const step = prepared ? 'migrate' : (failure?.step ?? 'unknown');
   const code: Receipt['failure_code'] =
     step === 'stop' || step === 'install'
       ? 'install_failed'
