@@ -125,10 +125,12 @@ const STAGE = [
   "print('STAGE-RESULT ' + json.dumps({'exit': r.returncode, 'changes': changes}), flush=True)",
 ].join('\n');
 
+const TURNED_OFF = 'prepared migrations are turned off on this host (DEFENSECLAW_PREPARED_MIGRATIONS)';
+const OFF = /^prepared migrations are turned off/;
+
 /** Why this host cannot prepare its migrations in isolation (undefined: it can). */
 async function unavailable(config: HostConfig, roots: Roots): Promise<string | undefined> {
-  if (/^(0|off|false|no)$/i.test(config.commandEnv.DEFENSECLAW_PREPARED_MIGRATIONS ?? ''))
-    return 'prepared migrations are turned off on this host (DEFENSECLAW_PREPARED_MIGRATIONS)';
+  if (/^(0|off|false|no)$/i.test(config.commandEnv.DEFENSECLAW_PREPARED_MIGRATIONS ?? '')) return TURNED_OFF;
   if (process.platform !== 'linux') return 'isolation needs Linux mount namespaces';
   for (const p of [roots.data, roots.openclaw, config.binDir]) {
     if (/[,:\\\n=]/.test(p)) return `the path ${p} cannot be an overlay layer`;
@@ -178,13 +180,14 @@ export async function prepareMigrations(config: HostConfig, rawInput: unknown): 
   await fs.rm(dir, { recursive: true, force: true });
   await fs.mkdir(dir, { mode: 0o700 });
   const roots = await liveRoots(config);
-  const done = async (p: Omit<Prepared, 'args'>, r: PrepareResult): Promise<PrepareResult> => {
+  const done = async (p: Omit<Prepared, 'args'>, r: PrepareResult, warm = true): Promise<PrepareResult> => {
     await record(dir, { args, ...p });
-    startWarm(input.stagingId, python, config.commandEnv);
+    if (warm) startWarm(input.stagingId, python, config.commandEnv);
     return r;
   };
   const why = await unavailable(config, roots);
-  if (why) return done({ prepared: false, reason: why }, { prepared: false, reason: why });
+  // Turned off by the operator: the window runs them as before, cold.
+  if (why) return done({ prepared: false, reason: why }, { prepared: false, reason: why }, !OFF.test(why));
 
   // OpenClaw's first: its layers live in the data dir, which is not yet covered by its own overlay then.
   const layers = (['openclaw', 'data'] as Root[]).map((root) => ({
