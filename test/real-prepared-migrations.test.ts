@@ -24,6 +24,7 @@ import { execa } from 'execa';
 import { createRealHost, type RealHost } from './fixtures/host/real-host.js';
 import { realBuildsFor } from './fixtures/releases/eras.js';
 import { Harness, type Activities, type HostUnderTest } from './helpers/harness.js';
+import { receiptsIn } from './helpers/native-records.js';
 import type { StepRecord, UpgradeResult } from '../workflows/types.js';
 
 const NO_COSIGN = { DEFENSECLAW_ALLOW_NO_COSIGN: '1' };
@@ -215,7 +216,7 @@ for (const [from, to] of [
           assert.ok(!r.steps.some((s) => s.name === 'stop'), 'the gateway was never stopped');
           // DefenseClaw's own receipt says what failed: a migration.
           assert.deepEqual(
-            r.defenseclawReceipts?.map((x) => [x.status, x.failureCode]),
+            (await receiptsIn(sim.dataDir)).map((x) => [x.receipt.status, x.receipt.failure_code]),
             [['failed', 'migration_failed']],
           );
           assert.deepEqual(await sim.snapshot(), snap);

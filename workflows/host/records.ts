@@ -60,11 +60,12 @@ export function receiptEnding(
   // A prepared migration (issue 21) that failed before the stop is a migration failure too.
   const prepared = failure?.step === 'stage' && /\(prepared before the stop/.test(failure.error);
   const step = prepared ? 'migrate' : (failure?.step ?? 'unknown');
+  const error = prepared ? failure.error.replace(/^prepare migrations [^:]*: /, '') : failure?.error;
   const code: Receipt['failure_code'] =
     step === 'stop' || step === 'install'
       ? 'install_failed'
       : step === 'migrate'
-        ? /^required /.test(failure?.error ?? '')
+        ? /^required /.test(error ?? '')
           ? 'required_migration_failed'
           : 'migration_failed'
         : step === 'start'
