@@ -30,6 +30,8 @@ after(async () => {
 
 const FROM = '0.3.0';
 const TO = '0.4.0';
+/** The migrations run inside the window (the host's prepared path turned off): their failure there rolls back. */
+const IN_WINDOW = { DEFENSECLAW_PREPARED_MIGRATIONS: '0' };
 
 /** A non-retryable failure, so that the workflow goes straight to its failure policy. */
 function injected(what: string): ApplicationFailure {
@@ -138,6 +140,7 @@ interface RollbackCase {
   step: string;
   wrap?: Wrap;
   faults?: Parameters<HostUnderTest['sim']['setFaults']>[0];
+  extraEnv?: Record<string, string>;
   healthTimeoutSeconds?: number;
   error: RegExp;
 }
@@ -190,6 +193,7 @@ const ROLLBACK_CASES: RollbackCase[] = [
     name: 'a migration raises after the first one ran',
     step: 'migrate',
     faults: { migrations: { [TO]: 'raise' } },
+    extraEnv: IN_WINDOW,
     error: /simulated migration failure/,
   },
   {
@@ -259,7 +263,7 @@ describe('fault injection', { concurrency: 3 }, () => {
   // --on-failure rollback restores the exact pre-upgrade state, whatever failed.
   for (const c of ROLLBACK_CASES) {
     it(`rollback: ${c.name}`, async () => {
-      const host = await h.host({ faults: c.faults, wrap: c.wrap });
+      const host = await h.host({ faults: c.faults, wrap: c.wrap, extraEnv: c.extraEnv });
       const before = await host.sim.snapshot();
       const r = await host.result(
         await host.upgrade({ version: TO, options: { healthTimeoutSeconds: c.healthTimeoutSeconds ?? 20 } }),
@@ -270,9 +274,24 @@ describe('fault injection', { concurrency: 3 }, () => {
     });
   }
 
+  // Prepared before the stop (issue 21): the same failing migration fails the upgrade there.
+  it('a migration that raises in its prepared run fails the upgrade before the stop: nothing changed, still running', async () => {
+    const host = await h.host({ faults: { migrations: { [TO]: 'raise' } } });
+    const before = await host.sim.snapshot();
+    const r = await host.result(await host.upgrade({ version: TO }));
+    assert.equal(r.outcome, 'failed-unchanged', r.message);
+    assert.equal(r.failure?.step, 'stage');
+    assert.match(r.failure!.error, /prepared before the stop; nothing was changed\).*simulated migration failure/);
+    assert.ok(!r.steps.some((s) => s.name === 'stop'), 'the gateway was never stopped');
+    assert.deepEqual(await host.sim.snapshot(), before);
+    assert.equal(await host.sim.gatewayVersion(), FROM);
+    assert.equal((await host.sim.health())?.gateway.state, 'running');
+    await assertNoStagingLeft(host);
+  });
+
   // The other failure policies, and a rollback that fails.
   it('--on-failure restart: the gateway is restarted as installed', async () => {
-    const host = await h.host({ faults: { migrations: { [TO]: 'raise' } } });
+    const host = await h.host({ faults: { migrations: { [TO]: 'raise' } }, extraEnv: IN_WINDOW });
     const r = await host.result(await host.upgrade({ version: TO, options: { onFailure: 'restart' } }));
     assert.equal(r.outcome, 'restarted', r.message);
     assert.equal(r.failure?.step, 'migrate');
@@ -288,7 +307,7 @@ describe('fault injection', { concurrency: 3 }, () => {
   });
 
   it('--on-failure stop: the gateway is left stopped, the backup intact', async () => {
-    const host = await h.host({ faults: { migrations: { [TO]: 'raise' } } });
+    const host = await h.host({ faults: { migrations: { [TO]: 'raise' } }, extraEnv: IN_WINDOW });
     const r = await host.result(await host.upgrade({ version: TO, options: { onFailure: 'stop' } }));
     assert.equal(r.outcome, 'stopped', r.message);
     assert.equal(r.failure?.step, 'migrate');

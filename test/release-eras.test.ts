@@ -120,7 +120,8 @@ describe('manifest era (0.6.1 – 0.8.3)', { concurrency: 2 }, () => {
   });
 
   it('a required migration that does not apply fails the upgrade and rolls back to a byte-identical host', async () => {
-    const host = await h.host({ version: '0.6.0' });
+    // Inside the window (the prepared path turned off): a prepared run would fail before the stop.
+    const host = await h.host({ version: '0.6.0', extraEnv: { DEFENSECLAW_PREPARED_MIGRATIONS: '0' } });
     const before = await host.sim.snapshot();
     // The last pending migration (0.8.0) raises; the real runner swallows it: only the cursor shows it.
     await host.sim.setFaults({ migrations: { '0.8.3': 'raise' } });
@@ -177,7 +178,11 @@ describe('protected era (0.8.4 – 0.8.10) and the 0.8.4 bridge', { concurrency:
   });
 
   it('a hop that fails after its stop rolls back to the bridge; the host stays healthy on 0.8.4', async () => {
-    const host = await h.host({ version: '0.8.3', extraEnv: ALLOW_LOCAL_SIGNATURE });
+    // The migrations inside the window (the prepared path turned off), where their failure rolls back.
+    const host = await h.host({
+      version: '0.8.3',
+      extraEnv: { ...ALLOW_LOCAL_SIGNATURE, DEFENSECLAW_PREPARED_MIGRATIONS: '0' },
+    });
     // 0.8.5's required migration (the config hard cut) does not apply: the real runner swallows the error.
     await host.sim.setFaults({ migrations: { '0.8.5': 'raise' } });
     const r = await host.result(await host.upgrade());

@@ -16,6 +16,7 @@ import { describeHttpError, httpRequest } from '../http.js';
 import { gatewayPlatform } from '../../workflows/eras/index.js';
 import { isReleaseAssetName, parseChecksums } from '../release-eras.js';
 import { assetNames, assetUrl, headAsset } from '../releases.js';
+import { killWarm } from './warm-python.js';
 import {
   FailureType,
   cancellationSignal,
@@ -88,6 +89,7 @@ export type RemoveStagingInput = z.input<typeof RemoveStagingInput>;
 /** Activity: removes a run's staging folder and anything it staged beside the binary. Idempotent. */
 export async function removeStaging(config: HostConfig, rawInput: unknown): Promise<void> {
   const { stagingId } = validated(RemoveStagingInput, rawInput, 'removeStaging');
+  killWarm(stagingId); // the run's warm interpreter (warm-python.ts), if the window did not use it
   const dir = inside(stagingRoot(config), stagingId);
   const st = await lstatOrUndefined(dir);
   if (st?.isSymbolicLink()) await fs.unlink(dir);

@@ -16,6 +16,7 @@ import * as healthGate from './health-gate.js';
 import * as install from './install.js';
 import { readInventory } from './inventory.js';
 import * as migrations from './migrations.js';
+import * as migrationStage from './migration-stage.js';
 import * as nativeRecords from './native-records.js';
 import { detectPlatform } from './platform.js';
 import * as releases from '../releases.js';
@@ -62,6 +63,8 @@ export function createActivities(config: HostConfig) {
     installGateway: (input: install.InstallGatewayInput) => install.installGateway(config, input),
     switchVenv: (input: install.SwitchVenvInput) => install.switchVenv(config, input),
     runMigrations: (input: migrations.MigrateInput) => migrations.runMigrations(config, input),
+    /** Issue 21: the hop's migrations, prepared in isolation before the stop. */
+    prepareMigrations: (input: migrationStage.PrepareInput) => migrationStage.prepareMigrations(config, input),
     startGateway: (input: gateway.StartInput) => gateway.startGateway(config, input),
     restartOpenclaw: () => gateway.restartOpenclaw(config),
     waitHealthy: (input: health.WaitHealthyInput) => health.waitHealthy(config, input),

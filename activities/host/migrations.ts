@@ -1,144 +1,114 @@
 /**
- * Migrations: `defenseclaw.migrations.run_migrations(...)` of the target wheel, in the live
- * environment's interpreter, called with the signature that release has:
+ * Migrations inside the downtime window: the target wheel's `run_migrations(...)` (the program and its
+ * judgement: migration-program.ts), in the live environment's interpreter.
  *
- *   0.3.x          run_migrations(from, to, openclaw_home)                 exceptions propagate
- *   0.4.0 – 0.8.3  run_migrations(from, to, openclaw_home, data_dir=None)  exceptions swallowed
- *   0.8.x          … plus keyword-only arguments; `strict_required` (0.8.10) gets the required list
- *
- * Because the real functions swallow their own errors, success is judged from the cursor
- * (`$DEFENSECLAW_HOME/.migration_state.json`, `applied`): every required migration (the manifest's
- * `required_cli_migrations`, else the registry's versions in (from, to]) must be in it afterwards.
+ * Given the run's staging folder (runs since patched('prepared-migrations')), the window first looks
+ * for the run prepared before the stop (migration-stage.ts): when every input it read is still
+ * byte-identical, its changes are put in place by rename and the cursor is checked as always. Otherwise
+ * (an input changed, no prepared run, isolation unavailable) the window runs the migrations itself, in
+ * the interpreter started and imported before the stop when this worker holds one (warm-python.ts).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
-import { VersionSchema, compareVersions, isVersion } from '../../workflows/types.js';
 import { venvPath } from './backup.js';
 import { run } from '../exec.js';
 import { liveRoots } from './host-files.js';
-import { FailureType, activityContext, cancellationSignal, refuse, validated } from '../support.js';
+import { applyChanges, digestInputs, firstDifference } from './migration-files.js';
+import {
+  appliedFrom,
+  judge,
+  MigrateArgs,
+  parseReport,
+  PROGRAM,
+  programArgs,
+  type MigrationsResult,
+} from './migration-program.js';
+import { migrationsDir, Prepared, uppersIn } from './migration-stage.js';
+import { killWarm, runWarm } from './warm-python.js';
+import { cancellationSignal, validated } from '../support.js';
 
-const MigrateInput = z
-  .object({
-    fromVersion: VersionSchema,
-    toVersion: VersionSchema,
-    /** The release manifest's required_cli_migrations (absent: the registry's versions in (from, to]). */
-    required: z.array(VersionSchema).max(200).optional(),
-    /** The manifest's migration_failure_policy; without a manifest a missing migration fails. */
-    failurePolicy: z.enum(['warn', 'fail']).optional(),
-  })
-  .strict();
+export type { MigrationsResult } from './migration-program.js';
+
+const MigrateInput = MigrateArgs.extend({
+  /** The run's staging folder: where a prepared run is, and the key of its warm interpreter. */
+  stagingId: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{8,80}$/)
+    .optional(),
+}).strict();
 export type MigrateInput = z.input<typeof MigrateInput>;
 
-const MARK = 'DEFENSECLAW-UPGRADE-MIGRATIONS ';
+const cursorOf = (dataDir: string) =>
+  fs.readFile(path.join(dataDir, '.migration_state.json'), 'utf8').catch(() => undefined);
 
-/** Paths and versions go in as argv, never as code. Introspects the installed signature. */
-const PROGRAM = [
-  'import inspect, json, sys',
-  'from defenseclaw import migrations as m',
-  'frm, to, oc_home, data_dir, required = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], json.loads(sys.argv[5])',
-  'params = inspect.signature(m.run_migrations).parameters',
-  'kwargs = {}',
-  "if 'data_dir' in params: kwargs['data_dir'] = data_dir",
-  "if 'strict_required' in params: kwargs['strict_required'] = tuple(required)",
-  'error = None',
-  'n = None',
-  'try:',
-  '    n = m.run_migrations(frm, to, oc_home, **kwargs)',
-  'except Exception as e:',
-  "    error = (type(e).__name__ + ': ' + str(e))[:300]",
-  'registry = [e[0] for e in getattr(m, "MIGRATIONS", []) if isinstance(e, (tuple, list)) and e and isinstance(e[0], str)]',
-  `print(${JSON.stringify(MARK)} + json.dumps({"ran": n if isinstance(n, int) else None, "error": error, "registry": registry, "cursor": "data_dir" in params}))`,
-].join('\n');
+const sameArgs = (a: MigrateArgs, b: MigrateArgs) =>
+  a.fromVersion === b.fromVersion &&
+  a.toVersion === b.toVersion &&
+  JSON.stringify(a.required ?? null) === JSON.stringify(b.required ?? null) &&
+  (a.failurePolicy ?? null) === (b.failurePolicy ?? null);
 
-const Report = z.object({
-  ran: z.number().int().min(0).nullable(),
-  error: z.string().nullable(),
-  registry: z.array(z.string().max(64)).max(500),
-  cursor: z.boolean(),
-});
-
-async function appliedMigrations(config: HostConfig): Promise<string[] | undefined> {
+/** The prepared run put in place, or why the window must run the migrations itself. */
+async function usePrepared(
+  config: HostConfig,
+  args: MigrateArgs,
+  stagingId: string,
+): Promise<MigrationsResult | { reason: string }> {
+  let prep: Prepared;
+  let dir: string;
   try {
-    const doc = JSON.parse(await fs.readFile(path.join(config.dataDir, '.migration_state.json'), 'utf8')) as {
-      applied?: unknown;
-    };
-    return Array.isArray(doc.applied) ? doc.applied.filter((x): x is string => typeof x === 'string') : undefined;
+    dir = await migrationsDir(config, stagingId);
+    prep = Prepared.parse(JSON.parse(await fs.readFile(path.join(dir, 'prepared.json'), 'utf8')));
   } catch {
-    return undefined;
+    return { reason: 'no prepared run' };
   }
-}
-
-export interface MigrationsResult {
-  ran: number;
-  /** The migrations that had to be applied, and were (read from the cursor). */
-  required: string[];
-  /** A warning the run carries (policy `warn` with a migration missing). */
-  warning?: string;
+  if (!sameArgs(prep.args, args)) return { reason: 'the prepared run was for other versions' };
+  if (!prep.prepared || !prep.inputs || !prep.changes || !prep.report || !prep.after)
+    return { reason: prep.reason ?? 'no prepared run' };
+  const t0 = performance.now();
+  const roots = await liveRoots(config);
+  const changed = firstDifference(prep.inputs, await digestInputs(roots, prep.changes), prep.after);
+  if (changed) return { reason: `${changed} changed after the migrations were prepared` };
+  await applyChanges(roots, uppersIn(dir), prep.changes, prep.after);
+  const output = prep.output ?? '';
+  const judged = judge(args, prep.report, appliedFrom(await cursorOf(config.dataDir)), output);
+  const applied = { paths: prep.changes.length, ms: Math.round(performance.now() - t0) };
+  return { ...judged, path: 'prepared', applied };
 }
 
 /**
- * Activity: runs the migrations between two versions and proves they applied. A required one
- * missing from the cursor fails the upgrade (rolled back), unless the release's policy is `warn`.
+ * Activity: runs the migrations between two versions (or puts the prepared run in place) and proves
+ * they applied. A required one missing from the cursor fails the upgrade (rolled back), unless the
+ * release's policy is `warn`.
  */
 export async function runMigrations(config: HostConfig, rawInput: unknown): Promise<MigrationsResult> {
   const input = validated(MigrateInput, rawInput, 'runMigrations');
+  const { stagingId, ...args } = input;
+  let reason: string | undefined;
+  if (stagingId) {
+    const prepared = await usePrepared(config, args, stagingId);
+    if (!('reason' in prepared)) {
+      killWarm(stagingId);
+      return prepared;
+    }
+    reason = prepared.reason;
+  }
   const python = path.join(venvPath(config), 'bin', 'python');
   const roots = await liveRoots(config);
-  const r = await run(
-    python,
-    [
-      '-I',
-      '-c',
-      PROGRAM,
-      input.fromVersion,
-      input.toVersion,
-      roots.openclaw,
-      config.dataDir,
-      JSON.stringify(input.required ?? []),
-    ],
-    { env: config.commandEnv, timeoutMs: 10 * 60_000, signal: cancellationSignal() },
-  );
-  const line = r.output.split('\n').find((l) => l.startsWith(MARK));
-  let report: z.infer<typeof Report>;
-  try {
-    report = Report.parse(JSON.parse(line!.slice(MARK.length)));
-  } catch {
-    const why =
-      r.output
-        .split('\n')
-        .filter((l) => /Error|Exception/.test(l))
-        .pop() ?? r.output.split('\n').pop();
-    throw refuse(
-      FailureType.CommandFailed,
-      `migrations ${input.fromVersion} → ${input.toVersion} did not run (exit ${r.exitCode}): ${(why ?? '').slice(0, 300)}`,
-    );
-  }
-  if (report.error) {
-    throw refuse(
-      FailureType.CommandFailed,
-      `migrations ${input.fromVersion} → ${input.toVersion} failed: ${report.error}`,
-    );
-  }
-  const required =
-    input.required ??
-    report.registry.filter(
-      (v) => isVersion(v) && compareVersions(v, input.fromVersion) > 0 && compareVersions(v, input.toVersion) <= 0,
-    );
-  if (!report.cursor) return { ran: report.ran ?? 0, required }; // 0.3.x: no cursor; no exception means done
-  const applied = new Set((await appliedMigrations(config)) ?? []);
-  const missing = required.filter((v) => !applied.has(v));
-  if (missing.length === 0) return { ran: report.ran ?? 0, required };
-  const said = r.output
-    .split('\n')
-    .filter((l) => /migration .* failed/i.test(l))
-    .pop();
-  const what = `migration${missing.length > 1 ? 's' : ''} ${missing.join(', ')} did not apply${said ? ` (${said.trim().slice(0, 200)})` : ''}`;
-  if (input.failurePolicy === 'warn') {
-    activityContext()?.log.warn(what);
-    return { ran: report.ran ?? 0, required, warning: what };
-  }
-  throw refuse(FailureType.MigrationsIncomplete, `required ${what}`);
+  const argv = programArgs(args, roots.openclaw, config.dataDir);
+  const timeoutMs = 10 * 60_000;
+  const t0 = performance.now();
+  const warm = stagingId ? await runWarm(stagingId, argv, timeoutMs) : undefined;
+  const r =
+    warm ??
+    (await run(python, ['-I', '-c', PROGRAM, ...argv], {
+      env: config.commandEnv,
+      timeoutMs,
+      signal: cancellationSignal(),
+    }));
+  const report = parseReport(args, r.output, r.exitCode);
+  const judged = judge(args, report, report.cursor ? appliedFrom(await cursorOf(config.dataDir)) : undefined, r.output);
+  const ms = Math.round(performance.now() - t0);
+  return stagingId ? { ...judged, path: 'in-window', reason, warm: Boolean(warm), ms } : judged;
 }

@@ -72,6 +72,7 @@ export async function startDownloadHosts(o: {
     stopGateway: async () => ({ wasRunning: true, stateBefore: 'running' }),
     installGateway: async () => undefined,
     switchVenv: async () => undefined,
+    prepareMigrations: async () => ({ prepared: false, reason: 'simulated host' }),
     runMigrations: async () => ({ ran: 0, required: [] }),
     startGateway: async () => ({ alreadyRunning: false }),
     restartOpenclaw: async () => ({}),

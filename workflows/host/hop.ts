@@ -11,6 +11,7 @@
 import { patched, workflowInfo } from '@temporalio/workflow';
 import type { ResolvedRelease } from '../../activities/releases.js';
 import { planFiles } from '../eras/hop-files.js';
+import { eraNamed } from '../eras/index.js';
 import { compensating, heartbeating, quick } from '../proxies.js';
 import { timestampId } from '../clock.js';
 import {
@@ -24,6 +25,7 @@ import {
 } from './records.js';
 import { prepare } from './prepare.js';
 import { discardVenv as discard, recover } from './recover.js';
+import { prepareHopMigrations, windowMigrations } from './prepared-migrations.js';
 import type { HostRun } from '../run.js';
 import { Saga } from './saga.js';
 import {
@@ -142,6 +144,18 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
   if (records)
     await beginReceipt(run, records, hop, run.signature === 'verified' || run.signature === 'checked-locally');
 
+  // The migrations, prepared in isolation before the stop (runs since patched('prepared-migrations')).
+  const layout = hop.release.layout;
+  const migrationArgs = {
+    fromVersion: from,
+    toVersion: to,
+    ...eraNamed(layout?.era ?? 'goreleaser').migrations(layout?.manifest),
+  };
+  const prepared = await prepareHopMigrations(run, migrationArgs, {
+    stagingId: staging.stagingId,
+    venvId: staged.venvId,
+  });
+
   // The downtime window: each step registers its undo before it runs.
   const undo = new Saga();
   let degraded = false;
@@ -190,16 +204,7 @@ export async function upgradeHop(run: HostRun, ctx: HopContext): Promise<Upgrade
     undo.add('restore config, keys, policies and migration cursor', () =>
       compensating.restoreFiles.executeWithOptions({ summary: 'rollback: restore config files' }, [{ backupId }]),
     );
-    const manifest = hop.release.layout?.manifest;
-    const migrated = await run.step('migrate', `run migrations ${from} → ${to}`, (o) =>
-      heartbeating.runMigrations.executeWithOptions(o, [
-        {
-          fromVersion: from,
-          toVersion: to,
-          ...(manifest ? { required: manifest.requiredMigrations, failurePolicy: manifest.failurePolicy } : {}),
-        },
-      ]),
-    );
+    const migrated = await windowMigrations(run, migrationArgs, prepared);
     run.migrationsRun = (run.migrationsRun ?? 0) + migrated.ran;
     if (migrated.warning) run.warnings.push(migrated.warning);
     degraded = Boolean(migrated.warning);

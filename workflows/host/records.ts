@@ -57,12 +57,15 @@ export function receiptEnding(
   if (outcome === 'upgraded' || outcome === undefined) {
     if (!failure) return { status: degraded ? 'partial' : 'succeeded', failure_code: '' };
   }
-  const step = failure?.step ?? 'unknown';
+  // A prepared migration (issue 21) that failed before the stop is a migration failure too.
+  const prepared = failure?.step === 'stage' && /\(prepared before the stop/.test(failure.error);
+  const step = prepared ? 'migrate' : (failure?.step ?? 'unknown');
+  const error = prepared ? failure.error.replace(/^prepare migrations [^:]*: /, '') : failure?.error;
   const code: Receipt['failure_code'] =
     step === 'stop' || step === 'install'
       ? 'install_failed'
       : step === 'migrate'
-        ? /^required /.test(failure?.error ?? '')
+        ? /^required /.test(error ?? '')
           ? 'required_migration_failed'
           : 'migration_failed'
         : step === 'start'
@@ -77,7 +80,7 @@ export function receiptEnding(
 const isoMicros = (ms: number) => new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
 /** Whether an activity failed because this host's worker predates it. */
-function notRegistered(err: unknown): boolean {
+export function notRegistered(err: unknown): boolean {
   return (
     err instanceof ActivityFailure &&
     err.cause instanceof ApplicationFailure &&

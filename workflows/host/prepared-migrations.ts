@@ -1,0 +1,82 @@
+/**
+ * Migrations prepared before the stop (issue 21), behind patched('prepared-migrations'): runs recorded
+ * before it replay without the prepare step, and their window runs the migrations as it always did.
+ *
+ *   before the stop   prepareMigrations: the target's migrations, isolated, against the live host; a
+ *                     failure fails the hop here (nothing live changed, the gateway still serves)
+ *   in the window     runMigrations with the run's staging folder: the prepared changes put in place by
+ *                     rename when every input is byte-identical, else the migrations run there (warm)
+ *
+ * The step records say which path was taken.
+ */
+import { patched } from '@temporalio/workflow';
+import type { MigrationsResult } from '../../activities/host/migration-program.js';
+import { heartbeating } from '../proxies.js';
+import { notRegistered } from './records.js';
+import type { HostRun } from '../run.js';
+
+export const PREPARED_MIGRATIONS = 'prepared-migrations';
+
+export interface MigrationArgs {
+  fromVersion: string;
+  toVersion: string;
+  required?: string[];
+  failurePolicy?: 'warn' | 'fail';
+}
+
+/** What the window needs from the prepare step: the staging folder, when the run prepares. */
+export interface PreparedRef {
+  stagingId?: string;
+}
+
+/** Before the stop: prepares the hop's migrations (new runs only). */
+export async function prepareHopMigrations(
+  run: HostRun,
+  args: MigrationArgs,
+  ids: { stagingId: string; venvId: string },
+): Promise<PreparedRef> {
+  if (!patched(PREPARED_MIGRATIONS)) return {};
+  let r;
+  try {
+    r = await run.step(
+      'stage',
+      `prepare migrations ${args.fromVersion} → ${args.toVersion} (isolated, before the stop)`,
+      (o) =>
+        heartbeating.prepareMigrations.executeWithOptions(
+          { ...o, retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['NotFoundError'] } },
+          [{ ...args, ...ids }],
+        ),
+    );
+  } catch (err) {
+    if (!notRegistered(err)) throw err;
+    // A host worker of an earlier release: its window runs the migrations, with the input it knows.
+    const rec = run.steps[run.steps.length - 1];
+    if (rec) {
+      rec.status = 'skipped';
+      rec.detail = `prepare migrations: SKIPPED, this host's worker predates prepared migrations; the window runs them`;
+    }
+    return {};
+  }
+  const rec = run.steps[run.steps.length - 1];
+  if (rec) {
+    rec.detail = r.prepared
+      ? `${rec.detail}: ${r.ran ?? 0} ran, ${r.changed ?? 0} paths changed in the staged copy (${(r.paths ?? []).join(', ')})`
+      : `${rec.detail}: not prepared (${r.reason ?? 'unavailable'}); the window runs them`;
+  }
+  return { stagingId: ids.stagingId };
+}
+
+/** In the window: the migrations (prepared or run there); the step says which. */
+export async function windowMigrations(run: HostRun, args: MigrationArgs, ref: PreparedRef): Promise<MigrationsResult> {
+  const migrated = await run.step('migrate', `run migrations ${args.fromVersion} → ${args.toVersion}`, (o) =>
+    heartbeating.runMigrations.executeWithOptions(o, [{ ...args, ...ref }]),
+  );
+  const rec = run.steps[run.steps.length - 1];
+  if (rec && migrated.path) {
+    rec.detail =
+      migrated.path === 'prepared'
+        ? `${rec.detail}: prepared before the stop, put in place by rename (${migrated.applied?.paths ?? 0} paths, ${migrated.applied?.ms ?? 0} ms)`
+        : `${rec.detail}: in the window (${migrated.reason ?? 'not prepared'}; ${migrated.warm ? 'warm' : 'cold'} interpreter, ${migrated.ms ?? 0} ms)`;
+  }
+  return migrated;
+}
