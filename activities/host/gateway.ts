@@ -16,6 +16,7 @@ import {
   isWatchdogProcess,
   readGatewayPid,
   readWatchdogPid,
+  watchdogPidFile,
   type GatewayPidInfo,
 } from './gateway-process.js';
 import { readGatewayApi, readHealth } from './health.js';
@@ -123,10 +124,11 @@ export function assertNoGatewayCameBack(info: GatewayPidInfo | undefined): void 
  * by its pid file's identity (the recorded executable), waiting for the watchdog to be gone before the
  * gateway is signalled, and look every 5 ms; an exited process holds no port, so once it has exited
  * (reaped or not) we remove gateway.pid if it still records that process, as `stop` does once the pid
- * has vanished. Then the gateway's own `stop` runs as always and finds nothing left to wait for, however
- * late the host's init reaps (or, when our SIGTERM was not enough within 3 s, sends its own and
- * escalates to SIGKILL: a second SIGTERM is harmless, the gateway keeps its handler registered,
- * internal/cli/sidecar.go).
+ * has vanished, and the watchdog's pid file as its runWatchdogStop does: the gateway's own `stop` would
+ * find nothing left to do, so it is not run, and the host's init may reap as late as it likes. When a
+ * process outlived our SIGTERM (3 s for the gateway, 1 s for the watchdog), or the gateway was not
+ * running, the gateway's own `stop` runs as before: it sends its own SIGTERM and escalates to SIGKILL
+ * (a second SIGTERM is harmless, the gateway keeps its handler registered, internal/cli/sidecar.go).
  */
 export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boolean; stateBefore: string }> {
   const [before, info, watchdog] = await Promise.all([
@@ -139,17 +141,30 @@ export async function stopGateway(config: HostConfig): Promise<{ wasRunning: boo
     signal(watchdog, 'SIGTERM');
     await waitGone(() => isWatchdogProcess(watchdog), 1_000);
   }
+  const watchdogGone = watchdog === undefined || !isWatchdogProcess(watchdog);
+  let exited = false;
   if (info && wasRunning) {
     signal(info.pid, 'SIGTERM');
     // Exited (a zombie not yet reaped counts): its pid file goes, as `stop` removes it once the pid
     // has vanished; so `stop` need not wait for the host's init to reap it.
-    if (await waitGone(() => isGatewayProcess(info), OWN_TERM_GRACE_MS)) await removePidFileOf(config.dataDir, info);
+    exited = await waitGone(() => isGatewayProcess(info), OWN_TERM_GRACE_MS);
+    if (exited) await removePidFileOf(config.dataDir, info);
   }
-  const r = await run(gatewayBinary(config), ['stop'], {
-    env: config.commandEnv,
-    timeoutMs: STOP_TIMEOUT_MS,
-    signal: cancellationSignal(),
-  });
+  // Both gone by the very signals `stop` sends: what it would still do is remove the watchdog's pid
+  // file (runWatchdogStop), done here. Otherwise (not running, a watchdog or gateway that outlived
+  // its SIGTERM) the gateway's own `stop` runs and escalates as it does.
+  let r = { exitCode: 0, timedOut: false };
+  if (exited && watchdogGone) {
+    if (watchdog !== undefined && (await readWatchdogPid(config.dataDir)) === watchdog) {
+      await fs.rm(watchdogPidFile(config.dataDir), { force: true });
+    }
+  } else {
+    r = await run(gatewayBinary(config), ['stop'], {
+      env: config.commandEnv,
+      timeoutMs: STOP_TIMEOUT_MS,
+      signal: cancellationSignal(),
+    });
+  }
   if (info && !(await waitGone(() => isGatewayProcess(info), 5_000))) {
     throw refuse(
       FailureType.StopNotProven,
