@@ -6,24 +6,28 @@ import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
 import type { TicketRelease } from '../../workflows/release-ticket.js';
 import { HostNameSchema } from '../../workflows/types.js';
-import * as artifacts from './artifacts.js';
-import * as stage from './stage-gateway.js';
-import * as backup from './backup.js';
-import * as restore from './restore.js';
-import * as gateway from './gateway.js';
-import * as health from './health.js';
-import * as healthGate from './health-gate.js';
-import * as install from './install.js';
-import { readInventory } from './inventory.js';
-import * as migrations from './migrations.js';
-import * as nativeRecords from './native-records.js';
+import { lazyModule } from '../lazy-module.js';
 import { detectPlatform } from './platform.js';
-import * as releases from '../releases.js';
-import * as releaseTicket from './release-ticket.js';
-import * as signature from './signature.js';
-import * as receipts from './upgrade-receipt.js';
+import type { Receipt } from './upgrade-receipt.js';
 import { FailureType, refuse, validated, withHeartbeat } from '../support.js';
-import * as upgrader from './upgrader-update.js';
+
+// Each step's module is loaded by its first call: an idle worker holds none of them (issue 21).
+const artifacts = lazyModule(() => import('./artifacts.js'));
+const stage = lazyModule(() => import('./stage-gateway.js'));
+const backup = lazyModule(() => import('./backup.js'));
+const restore = lazyModule(() => import('./restore.js'));
+const gateway = lazyModule(() => import('./gateway.js'));
+const health = lazyModule(() => import('./health.js'));
+const healthGate = lazyModule(() => import('./health-gate.js'));
+const install = lazyModule(() => import('./install.js'));
+const inventory = lazyModule(() => import('./inventory.js'));
+const migrations = lazyModule(() => import('./migrations.js'));
+const nativeRecords = lazyModule(() => import('./native-records.js'));
+const releases = lazyModule(() => import('../releases.js'));
+const releaseTicket = lazyModule(() => import('./release-ticket.js'));
+const signature = lazyModule(() => import('./signature.js'));
+const receipts = lazyModule(() => import('./upgrade-receipt.js'));
+const upgrader = lazyModule(() => import('./upgrader-update.js'));
 
 export function createActivities(config: HostConfig) {
   return heartbeatAll({
@@ -41,7 +45,7 @@ export function createActivities(config: HostConfig) {
     resolveFromTicket: (input: { release: TicketRelease }) => releaseTicket.resolveFromTicket(config, input),
     readInstalledVersion: () => gateway.readInstalledVersion(config),
     /** The fleet inventory's answer about this host (issue 22). */
-    readInventory: () => readInventory(config),
+    readInventory: () => inventory.readInventory(config),
     detectPlatform,
     createStaging: (input: { runId: string }) => artifacts.createStaging(config, input),
     preflight: (input: {
@@ -105,7 +109,7 @@ export function createActivities(config: HostConfig) {
     releaseNativeLock: (input: { token: string }) => nativeRecords.releaseNativeLock(config, input),
     gatewayReadyHandshake: (input: { version: string; timeoutSeconds: number }) =>
       nativeRecords.gatewayReadyHandshake(config, input),
-    writeUpgradeReceipt: (input: { receipt: receipts.Receipt }) => receipts.writeUpgradeReceipt(config, input),
+    writeUpgradeReceipt: (input: { receipt: Receipt }) => receipts.writeUpgradeReceipt(config, input),
     awaitReceiptAcknowledged: (input: { receiptId: string; timeoutSeconds: number }) =>
       receipts.awaitReceiptAcknowledged(config, input),
   });
