@@ -25,8 +25,9 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MAIN = path.resolve(HERE, '..', 'client', 'main.js');
 const FLOOR = path.resolve(HERE, 'idle-floor.js');
 const ROOT = path.resolve(HERE, '..', '..');
-export const SETTLE_S = Number(process.env.IDLE_SETTLE_S ?? 8);
-export const SAMPLE_S = Number(process.env.IDLE_SAMPLE_S ?? 20);
+// Past start-up and V8's first memory-reducing collections (~15-30 s after start), which are not idle.
+export const SETTLE_S = Number(process.env.IDLE_SETTLE_S ?? 30);
+export const SAMPLE_S = Number(process.env.IDLE_SAMPLE_S ?? 30);
 const RUNS = Math.max(1, Number(process.env.IDLE_RUNS ?? 3));
 const TARGET = 1.1;
 
@@ -132,7 +133,7 @@ export async function benchHostWorkers(): Promise<string[]> {
       runs.push(await round(server.address, shapes, n));
       const r = runs[n]!;
       process.stderr.write(
-        `idle round ${n + 1}/${RUNS}: ${shapes.map((s, i) => `${s.label} ${r[i]!.rssMb.toFixed(0)} MB ${r[i]!.cpuPercent.toFixed(2)}%`).join('; ')}\n`,
+        `idle round ${n + 1}/${RUNS}: ${shapes.map((s, i) => `${s.label} ${r[i]!.rssMb.toFixed(0)} MB ${r[i]!.cpuPercent.toFixed(3)}%`).join('; ')}\n`,
       );
     }
   } finally {
@@ -154,8 +155,8 @@ export async function benchHostWorkers(): Promise<string[]> {
   };
   return [
     `idle host worker beside the bare SDK: ${RUNS} rounds, the ${shapes.length} shapes side by side in each (${SETTLE_S} s settle, ${SAMPLE_S} s sample); median [min-max] over the rounds`,
-    `  ${'shape'.padEnd(40)}${'RSS MB (peak)'.padEnd(18)}CPU % of one core`,
-    ...shapes.map((s, i) => `  ${s.label.padEnd(40)}${spread(rss(i), 0).padEnd(18)}${spread(cpu(i), 2)}`),
+    `  ${'shape'.padEnd(40)}${'RSS MB'.padEnd(18)}CPU % of one core`,
+    ...shapes.map((s, i) => `  ${s.label.padEnd(40)}${spread(rss(i), 0).padEnd(18)}${spread(cpu(i), 3)}`),
     ratioLine(1, 0, 'ratio, as the unit runs it (target):'),
     ratioLine(3, 2, 'ratio, without NODE_OPTIONS:'),
     `  (the unit's NODE_OPTIONS: ${unit || 'none'}; the floor: scripts/idle-floor.ts)`,

@@ -3,7 +3,7 @@
  *
  * What the upgrader costs a host while it does nothing, measured the same way for each shape:
  * the process (and the local agent's dev server) is started, left ~IDLE_SETTLE_S to settle, then
- * sampled over IDLE_SAMPLE_S seconds from /proc: resident memory (VmRSS, the largest sample) and
+ * sampled over IDLE_SAMPLE_S seconds from /proc: resident memory (VmRSS) and
  * CPU (utime + stime over the window, in % of one core), see scripts/idle-sample.ts.
  *
  *   host workers beside the bare SDK's floor: scripts/bench-idle-worker.ts;
