@@ -10,7 +10,8 @@
  *   host worker: `defenseclaw-upgrade worker`, as the launcher runs it (dist/client/main.js);
  *   both with the systemd unit's NODE_OPTIONS (deploy/defenseclaw-upgrade-worker.service), the
  *   target pair, and both with none (a worker started by hand); and, for the record, the worker
- *   with `--with-workflows` (every host before issue 13).
+ *   with `--with-workflows` (every host before issue 13); and other builds' host workers named in
+ *   IDLE_COMPARE (label=/path/to/dist/client/main.js,...), to see what a change bought.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -123,6 +124,14 @@ export async function benchHostWorkers(): Promise<string[]> {
     { label: 'floor (bare SDK), no NODE_OPTIONS', args: floor, nodeOptions: '' },
     { label: 'host worker, no NODE_OPTIONS', args: worker([]), nodeOptions: '' },
     { label: 'host worker --with-workflows (pre-13)', args: worker(['--with-workflows']), nodeOptions: '' },
+    // Other builds' host workers beside these (IDLE_COMPARE=label=/path/to/dist/client/main.js,...).
+    ...(process.env.IDLE_COMPARE ?? '')
+      .split(',')
+      .filter((x) => x.includes('='))
+      .map((x) => {
+        const [label, main] = [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)];
+        return { label: `${label}, unit's NODE_OPTIONS`, args: () => [main, 'worker'], nodeOptions: unit };
+      }),
   ];
   const cliPath = await findTemporalCli({});
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dcu-idle-srv-'));
@@ -151,12 +160,12 @@ export async function benchHostWorkers(): Promise<string[]> {
     const m = median(rss(w)) / median(rss(f));
     const c = median(cpu(w)) / median(cpu(f));
     const ok = m <= TARGET && (c <= TARGET || !Number.isFinite(c)) ? `within ${TARGET}x` : `OVER ${TARGET}x`;
-    return `  ${label.padEnd(40)}RSS ${ratio(median(rss(w)), median(rss(f)))} (rounds ${byRound(rss, w, f)}), CPU ${ratio(median(cpu(w)), median(cpu(f)))} (rounds ${byRound(cpu, w, f)}): ${ok}`;
+    return `  ${label.padEnd(48)}RSS ${ratio(median(rss(w)), median(rss(f)))} (rounds ${byRound(rss, w, f)}), CPU ${ratio(median(cpu(w)), median(cpu(f)))} (rounds ${byRound(cpu, w, f)}): ${ok}`;
   };
   return [
     `idle host worker beside the bare SDK: ${RUNS} rounds, the ${shapes.length} shapes side by side in each (${SETTLE_S} s settle, ${SAMPLE_S} s sample); median [min-max] over the rounds`,
-    `  ${'shape'.padEnd(40)}${'RSS MB'.padEnd(18)}CPU % of one core`,
-    ...shapes.map((s, i) => `  ${s.label.padEnd(40)}${spread(rss(i), 0).padEnd(18)}${spread(cpu(i), 3)}`),
+    `  ${'shape'.padEnd(48)}${'RSS MB'.padEnd(18)}CPU % of one core`,
+    ...shapes.map((s, i) => `  ${s.label.padEnd(48)}${spread(rss(i), 0).padEnd(18)}${spread(cpu(i), 3)}`),
     ratioLine(1, 0, 'ratio, as the unit runs it (target):'),
     ratioLine(3, 2, 'ratio, without NODE_OPTIONS:'),
     `  (the unit's NODE_OPTIONS: ${unit || 'none'}; the floor: scripts/idle-floor.ts)`,
