@@ -2,10 +2,8 @@
  * defenseclaw-upgrade: the command tree. Each command lives in commands/<name>.ts; this file only
  * declares flags and maps errors to one line and an exit code (0 ok, 1 failure, 2 usage).
  */
-import { Command, CommanderError, Option } from 'commander';
-import { RESTART_EXIT_CODE, restartRequested } from '../worker/restart.js';
+import { Command, Option } from 'commander';
 import { TOOL_VERSION } from '../worker/tool-version.js';
-import { runWorkerForeground } from '../worker/worker.js';
 import { ON_FAILURE, RECONNECTING } from '../workflows/types.js';
 import { agentStart, agentStatusCommand, agentStop } from './commands/agent.js';
 import { backupsCommand } from './commands/backups.js';
@@ -18,7 +16,9 @@ import { statusCommand } from './commands/status.js';
 import { upgradeCommand } from './commands/upgrade.js';
 import { registerFleetCommands } from './commands/fleet/register.js';
 import { registerWorkerServiceCommands } from './commands/worker-service.js';
-import { action, exitCodeOf, oneLine, scrubbed } from './errors.js';
+import { sourceOptions, workerCommand } from './commands/worker-run.js';
+import { action } from './errors.js';
+import { newProgram, runProgram } from './program.js';
 
 export { TOOL_VERSION };
 
@@ -29,21 +29,8 @@ function targetOptions(cmd: Command): Command {
     .option('--json', 'machine-readable output');
 }
 
-function sourceOptions(cmd: Command): Command {
-  return cmd
-    .option(
-      '--releases-url <url>',
-      'release API base for the local agent (env DEFENSECLAW_RELEASES_URL; default https://api.github.com)',
-    )
-    .option('--repo <owner/name>', 'release repository for the local agent (env DEFENSECLAW_REPO)');
-}
-
 export function buildProgram(): Command {
-  const program = new Command('defenseclaw-upgrade')
-    .description('Durable, auditable upgrades of the DefenseClaw gateway, as Temporal workflows.')
-    .version(TOOL_VERSION, '--tool-version', 'print the version of defenseclaw-upgrade')
-    .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+  const program = newProgram();
 
   const upgrade = program
     .command('upgrade', { isDefault: true })
@@ -133,42 +120,7 @@ export function buildProgram(): Command {
     .option('--json', 'machine-readable output')
     .action(action((flags) => agentStatusCommand(flags)));
 
-  const worker = sourceOptions(
-    program
-      .command('worker')
-      .description("run this host's worker in the foreground for a remote cluster (TEMPORAL_ADDRESS, TLS / API key)")
-      .option('--host <name>', 'this host name (default: the machine name)')
-      .option('--task-queue <queue>', 'override the task queue')
-      .option(
-        '--with-workflows',
-        "also run workflows on this host's queue (runs started by a release before activity-only host workers)",
-      ),
-  ).action(
-    action(
-      async (flags: {
-        host?: string;
-        taskQueue?: string;
-        releasesUrl?: string;
-        repo?: string;
-        withWorkflows?: boolean;
-      }) => {
-        await runWorkerForeground({
-          workflows: Boolean(flags.withWorkflows),
-          hostOverrides: {
-            host: flags.host,
-            taskQueue: flags.taskQueue,
-            releasesUrl: flags.releasesUrl,
-            repo: flags.repo,
-          },
-          onReady: (i) =>
-            process.stderr.write(
-              `worker for host ${i.host} polling ${i.taskQueue} on ${i.address} (namespace ${i.namespace}), ${flags.withWorkflows ? 'activities and workflows' : 'activities only'}\n`,
-            ),
-        });
-        return restartRequested() ? RESTART_EXIT_CODE : 0;
-      },
-    ),
-  );
+  const worker = workerCommand(program);
   program
     .command('self-update')
     .description(
@@ -192,13 +144,5 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const program = buildProgram();
-  try {
-    await program.parseAsync(argv);
-  } catch (err) {
-    if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
-    process.stderr.write(`defenseclaw-upgrade: ${scrubbed(oneLine(err))}\n`);
-    return exitCodeOf(err);
-  }
-  return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  return runProgram(buildProgram(), argv);
 }

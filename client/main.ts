@@ -1,5 +1,5 @@
 #!/usr/bin/env node
 /** The `defenseclaw-upgrade` executable. */
-import { main } from './cli.js';
+import { main } from './worker-main.js';
 
 main(process.argv).then((code) => process.exit(code));

@@ -7,6 +7,7 @@ import type { LogLevel, Logger } from '@temporalio/common';
 import { loadClientConfigProfile, toClientOptions } from '@temporalio/envconfig';
 import { NativeConnection, Runtime, type NativeConnectionOptions, type RuntimeOptions } from '@temporalio/worker';
 import { installCrashGuard, type CrashGuardOptions } from './crash-guard.js';
+import { withOnDemandLogFlush } from './log-collector.js';
 import { diagnoseTls } from './tls-diagnosis.js';
 import {
   LOG_LEVELS,
@@ -101,14 +102,17 @@ export function installRuntime(opts: InstallRuntimeOptions = {}): Runtime {
   });
   installedLogger = logger;
   const finest = logger.logFile && LOG_LEVELS.indexOf(fileLevel) < LOG_LEVELS.indexOf(level) ? fileLevel : level;
-  const runtime = Runtime.install({
-    logger,
-    shutdownSignals: [],
-    telemetryOptions: {
-      logging: { filter: { core: finest === 'TRACE' ? 'DEBUG' : 'WARN', other: 'ERROR' }, forward: {} },
-      ...(opts.metrics ? { metrics: opts.metrics } : {}),
-    },
-  });
+  // Core's logs forwarded into ours, flushed on demand rather than ten times a second (log-collector.ts).
+  const runtime = withOnDemandLogFlush(() =>
+    Runtime.install({
+      logger,
+      shutdownSignals: [],
+      telemetryOptions: {
+        logging: { filter: { core: finest === 'TRACE' ? 'DEBUG' : 'WARN', other: 'ERROR' }, forward: {} },
+        ...(opts.metrics ? { metrics: opts.metrics } : {}),
+      },
+    }),
+  );
   if (logger.logFile) logger.debug(`JSON logs in ${logger.logFile}`, { secretsScrubbed: scrubber.size });
   return runtime;
 }

@@ -7,11 +7,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type NativeConnectionOptions, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/host/index.js';
-import { createControllerActivities } from '../activities/controller/controller.js';
 import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
 import { shortHostname, workerIdentity } from './identity.js';
 import { trackActivities } from './crash-guard.js';
-import { ensureSearchAttributes } from './agent/dev-server.js';
+import { ensureSearchAttributes } from './search-attributes.js';
 import { describeHostConfig, loadHostConfig, type HostConfig, type HostConfigOverrides } from './host-config.js';
 import { markReadyWhenPolling } from './ready-mark.js';
 import { onRestartRequested } from './restart.js';
@@ -160,7 +159,8 @@ export async function createWorkflowWorker(opts: WorkflowWorkerOptions): Promise
     namespace: opts.namespace,
     taskQueue: opts.taskQueue,
     identity: opts.identity ?? workerIdentity('controller', shortHostname()),
-    activities: opts.activities ?? createControllerActivities(),
+    activities:
+      opts.activities ?? (await import('../activities/controller/controller.js')).createControllerActivities(),
     ...code,
     ...(opts.activities ? { activities: opts.activities } : {}),
     ...WORKFLOW_WORKER_TUNING,

@@ -6,25 +6,44 @@
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
 import { HostNameSchema } from '../../workflows/types.js';
-import * as artifacts from './artifacts.js';
-import * as stage from './stage-gateway.js';
-import * as backup from './backup.js';
-import * as restore from './restore.js';
-import * as gateway from './gateway.js';
-import * as health from './health.js';
-import * as healthGate from './health-gate.js';
-import * as install from './install.js';
-import { readInventory } from './inventory.js';
-import * as migrations from './migrations.js';
-import * as migrationStage from './migration-stage.js';
-import * as nativeRecords from './native-records.js';
+import { lazyModule } from '../lazy-module.js';
+import type * as Artifacts from './artifacts.js';
+import type * as Stage from './stage-gateway.js';
+import type * as Backup from './backup.js';
+import type * as Restore from './restore.js';
+import type * as Gateway from './gateway.js';
+import type * as Health from './health.js';
+import type * as HealthGate from './health-gate.js';
+import type * as Install from './install.js';
+import type * as Migrations from './migrations.js';
+import type * as MigrationStage from './migration-stage.js';
+import type * as NativeRecords from './native-records.js';
+import type * as Receipts from './upgrade-receipt.js';
+import type * as Releases from '../releases.js';
+import type * as ReleaseTicket from './release-ticket.js';
+import type * as Signature from './signature.js';
+import type * as Upgrader from './upgrader-update.js';
 import { detectPlatform } from './platform.js';
-import * as releases from '../releases.js';
-import * as releaseTicket from './release-ticket.js';
-import * as signature from './signature.js';
-import * as receipts from './upgrade-receipt.js';
 import { FailureType, refuse, validated, withHeartbeat } from '../support.js';
-import * as upgrader from './upgrader-update.js';
+
+// Each step's module is loaded by its first call: an idle worker holds none of them (issue 21).
+const artifacts = lazyModule(() => import('./artifacts.js'));
+const stage = lazyModule(() => import('./stage-gateway.js'));
+const backup = lazyModule(() => import('./backup.js'));
+const restore = lazyModule(() => import('./restore.js'));
+const gateway = lazyModule(() => import('./gateway.js'));
+const health = lazyModule(() => import('./health.js'));
+const healthGate = lazyModule(() => import('./health-gate.js'));
+const install = lazyModule(() => import('./install.js'));
+const inventory = lazyModule(() => import('./inventory.js'));
+const migrations = lazyModule(() => import('./migrations.js'));
+const migrationStage = lazyModule(() => import('./migration-stage.js'));
+const nativeRecords = lazyModule(() => import('./native-records.js'));
+const releases = lazyModule(() => import('../releases.js'));
+const releaseTicket = lazyModule(() => import('./release-ticket.js'));
+const signature = lazyModule(() => import('./signature.js'));
+const receipts = lazyModule(() => import('./upgrade-receipt.js'));
+const upgrader = lazyModule(() => import('./upgrader-update.js'));
 
 const CheckHostInput = z.object({ host: HostNameSchema }).strict();
 
@@ -37,53 +56,53 @@ export function createActivities(config: HostConfig) {
         throw refuse(FailureType.HostMismatch, `this worker serves host ${config.host}, not ${host}`);
       return { host };
     },
-    resolveRelease: (input: z.input<typeof releases.ResolveInput>) => releases.resolveRelease(config, input),
+    resolveRelease: (input: z.input<typeof Releases.ResolveInput>) => releases.resolveRelease(config, input),
     /** A rollout's one lookup: the release as a ticket for every host (issue 14). */
-    issueReleaseTicket: (input: z.input<typeof releases.ResolveInput>) =>
+    issueReleaseTicket: (input: z.input<typeof Releases.ResolveInput>) =>
       releaseTicket.issueReleaseTicket(config, input),
     /** A host given a ticket: the release from its own source, no API call. */
-    resolveFromTicket: (input: releaseTicket.FromTicketInput) => releaseTicket.resolveFromTicket(config, input),
+    resolveFromTicket: (input: ReleaseTicket.FromTicketInput) => releaseTicket.resolveFromTicket(config, input),
     readInstalledVersion: () => gateway.readInstalledVersion(config),
     /** The fleet inventory's answer about this host (issue 22). */
-    readInventory: () => readInventory(config),
+    readInventory: () => inventory.readInventory(config),
     detectPlatform,
-    createStaging: (input: artifacts.CreateStagingInput) => artifacts.createStaging(config, input),
-    preflight: (input: artifacts.PreflightInput) => artifacts.preflight(config, input),
-    downloadArtifact: (input: artifacts.DownloadInput) => artifacts.downloadArtifact(config, input),
-    verifySignature: (input: signature.VerifySignatureInput) => signature.verifySignature(config, input),
-    stageGateway: (input: stage.StageGatewayInput) => stage.stageGateway(config, input),
-    prepareVenv: (input: install.PrepareVenvInput) => install.prepareVenv(config, input),
-    removeStaging: (input: artifacts.RemoveStagingInput) => artifacts.removeStaging(config, input),
-    discardVenv: (input: install.DiscardVenvInput) => install.discardVenv(config, input),
-    createBackup: (input: backup.CreateBackupInput) => backup.createBackup(config, input),
-    verifyBackup: (input: backup.BackupRef) => backup.verifyBackup(config, input),
+    createStaging: (input: Artifacts.CreateStagingInput) => artifacts.createStaging(config, input),
+    preflight: (input: Artifacts.PreflightInput) => artifacts.preflight(config, input),
+    downloadArtifact: (input: Artifacts.DownloadInput) => artifacts.downloadArtifact(config, input),
+    verifySignature: (input: Signature.VerifySignatureInput) => signature.verifySignature(config, input),
+    stageGateway: (input: Stage.StageGatewayInput) => stage.stageGateway(config, input),
+    prepareVenv: (input: Install.PrepareVenvInput) => install.prepareVenv(config, input),
+    removeStaging: (input: Artifacts.RemoveStagingInput) => artifacts.removeStaging(config, input),
+    discardVenv: (input: Install.DiscardVenvInput) => install.discardVenv(config, input),
+    createBackup: (input: Backup.CreateBackupInput) => backup.createBackup(config, input),
+    verifyBackup: (input: Backup.BackupRef) => backup.verifyBackup(config, input),
     latestBackup: () => backup.latestBackup(config),
     listBackups: () => backup.listBackups(config),
     stopGateway: () => gateway.stopGateway(config),
-    installGateway: (input: install.InstallGatewayInput) => install.installGateway(config, input),
-    switchVenv: (input: install.SwitchVenvInput) => install.switchVenv(config, input),
-    runMigrations: (input: migrations.MigrateInput) => migrations.runMigrations(config, input),
+    installGateway: (input: Install.InstallGatewayInput) => install.installGateway(config, input),
+    switchVenv: (input: Install.SwitchVenvInput) => install.switchVenv(config, input),
+    runMigrations: (input: Migrations.MigrateInput) => migrations.runMigrations(config, input),
     /** Issue 21: the hop's migrations, prepared in isolation before the stop. */
-    prepareMigrations: (input: migrationStage.PrepareInput) => migrationStage.prepareMigrations(config, input),
-    startGateway: (input: gateway.StartInput) => gateway.startGateway(config, input),
+    prepareMigrations: (input: MigrationStage.PrepareInput) => migrationStage.prepareMigrations(config, input),
+    startGateway: (input: Gateway.StartInput) => gateway.startGateway(config, input),
     restartOpenclaw: () => gateway.restartOpenclaw(config),
-    waitHealthy: (input: health.WaitHealthyInput) => health.waitHealthy(config, input),
+    waitHealthy: (input: Health.WaitHealthyInput) => health.waitHealthy(config, input),
     /** A ring's promotion gate on this host: /health subsystems and counters, and the operator's check. */
-    readGate: (input: healthGate.ReadGateInput) => healthGate.readGate(config, input),
-    restoreFiles: (input: backup.BackupRef) => restore.restoreFiles(config, input),
-    restoreGateway: (input: backup.BackupRef) => restore.restoreGateway(config, input),
-    restoreVenv: (input: restore.RestoreVenvInput) => restore.restoreVenv(config, input),
+    readGate: (input: HealthGate.ReadGateInput) => healthGate.readGate(config, input),
+    restoreFiles: (input: Backup.BackupRef) => restore.restoreFiles(config, input),
+    restoreGateway: (input: Backup.BackupRef) => restore.restoreGateway(config, input),
+    restoreVenv: (input: Restore.RestoreVenvInput) => restore.restoreVenv(config, input),
     /** Issue 18: this host's worker installs another defenseclaw-upgrade and restarts into it. */
-    updateUpgrader: (input: upgrader.UpdateInput) => upgrader.updateUpgrader(config, input),
-    upgraderSwitchOutcome: (input: upgrader.OutcomeInput) => upgrader.upgraderSwitchOutcome(config, input),
+    updateUpgrader: (input: Upgrader.UpdateInput) => upgrader.updateUpgrader(config, input),
+    upgraderSwitchOutcome: (input: Upgrader.OutcomeInput) => upgrader.upgraderSwitchOutcome(config, input),
     // DefenseClaw's own upgrade records (issue 20).
-    checkNativeRecords: (input: nativeRecords.CheckRecordsInput) => nativeRecords.checkNativeRecords(config, input),
-    acquireNativeLock: (input: nativeRecords.AcquireLockInput) => nativeRecords.acquireNativeLock(config, input),
-    holdNativeLock: (input: nativeRecords.LockInput) => nativeRecords.holdNativeLock(config, input),
-    releaseNativeLock: (input: nativeRecords.LockInput) => nativeRecords.releaseNativeLock(config, input),
-    gatewayReadyHandshake: (input: nativeRecords.HandshakeInput) => nativeRecords.gatewayReadyHandshake(config, input),
-    writeUpgradeReceipt: (input: receipts.WriteInput) => receipts.writeUpgradeReceipt(config, input),
-    awaitReceiptAcknowledged: (input: receipts.AwaitAckInput) => receipts.awaitReceiptAcknowledged(config, input),
+    checkNativeRecords: (input: NativeRecords.CheckRecordsInput) => nativeRecords.checkNativeRecords(config, input),
+    acquireNativeLock: (input: NativeRecords.AcquireLockInput) => nativeRecords.acquireNativeLock(config, input),
+    holdNativeLock: (input: NativeRecords.LockInput) => nativeRecords.holdNativeLock(config, input),
+    releaseNativeLock: (input: NativeRecords.LockInput) => nativeRecords.releaseNativeLock(config, input),
+    gatewayReadyHandshake: (input: NativeRecords.HandshakeInput) => nativeRecords.gatewayReadyHandshake(config, input),
+    writeUpgradeReceipt: (input: Receipts.WriteInput) => receipts.writeUpgradeReceipt(config, input),
+    awaitReceiptAcknowledged: (input: Receipts.AwaitAckInput) => receipts.awaitReceiptAcknowledged(config, input),
   });
 }
 
