@@ -4,7 +4,7 @@
  * status` and a worker rollout can read which upgrader version polls each queue.
  */
 import os from 'node:os';
-import semver from 'semver';
+import validSemver from 'semver/functions/valid.js';
 import { TOOL_VERSION } from './tool-version.js';
 
 /** `host`: a host's activity worker; `agent`: the local agent's workflow worker; `controller`: a fleet worker. */
@@ -49,7 +49,7 @@ export function parseWorkerIdentity(identity: string): ParsedWorkerIdentity {
   const head = parts[0] ?? '';
   if (head.startsWith(`${PREFIX}@`)) {
     const version = head.slice(PREFIX.length + 1);
-    if (semver.valid(version) !== version || parts.length < 4) return {};
+    if (validSemver(version) !== version || parts.length < 4) return {};
     const role = parts[1] as WorkerRole;
     if (!WORKER_ROLES.includes(role)) return { version };
     return { version, role, host: parts.slice(2, -1).join(':'), pid: pidOf(parts.at(-1)) };

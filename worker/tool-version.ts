@@ -4,13 +4,13 @@
  * identity (worker/identity.ts) and what the local agent records. Nothing else spells the version.
  */
 import { readFileSync } from 'node:fs';
-import semver from 'semver';
+import validSemver from 'semver/functions/valid.js';
 
 function readToolVersion(): string {
   const file = new URL('../../package.json', import.meta.url);
   const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown };
   const v = typeof pkg.version === 'string' ? pkg.version : '';
-  if (pkg.name !== 'defenseclaw-upgrade' || semver.valid(v) !== v) {
+  if (pkg.name !== 'defenseclaw-upgrade' || validSemver(v) !== v) {
     throw new Error(`${file.pathname}: not defenseclaw-upgrade's package.json with a valid version`);
   }
   return v;
