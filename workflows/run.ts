@@ -135,6 +135,14 @@ export class HostRun {
           : 'signature: SKIPPED, cosign is not installed';
   }
 
+  /** Rewrites what the step just run says (from its result, or why it was skipped), and marks it skipped when asked. */
+  amendLastStep(detail: (was: string) => string, skipped = false): void {
+    const rec = this.steps[this.steps.length - 1];
+    if (!rec) return;
+    rec.detail = detail(rec.detail ?? '');
+    if (skipped) rec.status = 'skipped';
+  }
+
   skip(name: string, why: string): void {
     const t = workflowTime();
     this.steps.push({ name, status: 'skipped', startedAt: t, endedAt: t, detail: why });

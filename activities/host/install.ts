@@ -13,7 +13,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
 import { BackupIdSchema, VersionSchema } from '../../workflows/types.js';
-import { stagedBinaryPath, stagingDir } from './artifacts.js';
+import { STAGING_ID, stagedBinaryPath, stagingDir } from './artifacts.js';
 import { FILE_STAMP, fileStamp } from './stage-gateway.js';
 import { cliLinkPath, preservedVenvFor, venvPath } from './backup.js';
 import { run, which } from '../exec.js';
@@ -26,8 +26,7 @@ import { isRefusalEnvelope } from '../release-eras.js';
 import { assetNames } from '../releases.js';
 import { FailureType, activityContext, cancellationSignal, refuse, validated } from '../support.js';
 
-const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/);
-const VENV_ID = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+-[A-Za-z0-9]{6,12}$/, 'a venv name like 0.4.0-abc123');
+export const VENV_ID = z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+-[A-Za-z0-9]{6,12}$/, 'a venv name like 0.4.0-abc123');
 
 export function venvsRoot(config: HostConfig): string {
   return path.join(config.dataDir, 'venvs');

@@ -21,11 +21,11 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
-import { stagedBinaryPath, stagingDir } from './artifacts.js';
+import { STAGING_ID, stagedBinaryPath, stagingDir } from './artifacts.js';
 import { venvPath } from './backup.js';
 import { gatewayBinary } from './gateway.js';
 import { liveRoots, type Root, type Roots } from './host-files.js';
-import { venvsRoot } from './install.js';
+import { VENV_ID, venvsRoot } from './install.js';
 import { appliedFrom, judge, MigrateArgs, parseReport, PROGRAM, programArgs, Report } from './migration-program.js';
 import { digestInputs, firstDifference, resultDigests, type Change } from './migration-files.js';
 import { startWarm } from './warm-python.js';
@@ -34,8 +34,8 @@ import { inside, lstatOrUndefined } from '../fsutil.js';
 import { cancellationSignal, validated } from '../support.js';
 
 const PrepareInput = MigrateArgs.extend({
-  stagingId: z.string().regex(/^[A-Za-z0-9-]{8,80}$/),
-  venvId: z.string().regex(/^[0-9]+\.[0-9]+\.[0-9]+-[A-Za-z0-9]{6,12}$/),
+  stagingId: STAGING_ID,
+  venvId: VENV_ID,
 }).strict();
 export type PrepareInput = z.input<typeof PrepareInput>;
 
@@ -126,12 +126,12 @@ const STAGE = [
   "print('STAGE-RESULT ' + json.dumps({'exit': r.returncode, 'changes': changes}), flush=True)",
 ].join('\n');
 
-const TURNED_OFF = 'prepared migrations are turned off on this host (DEFENSECLAW_PREPARED_MIGRATIONS)';
-const OFF = /^prepared migrations are turned off/;
+/** The operator turned prepared migrations off (DEFENSECLAW_PREPARED_MIGRATIONS=0): the window runs them cold. */
+const turnedOff = (config: HostConfig) =>
+  /^(0|off|false|no)$/i.test(config.commandEnv.DEFENSECLAW_PREPARED_MIGRATIONS ?? '');
 
 /** Why this host cannot prepare its migrations in isolation (undefined: it can). */
 async function unavailable(config: HostConfig, roots: Roots): Promise<string | undefined> {
-  if (/^(0|off|false|no)$/i.test(config.commandEnv.DEFENSECLAW_PREPARED_MIGRATIONS ?? '')) return TURNED_OFF;
   if (process.platform !== 'linux') return 'isolation needs Linux mount namespaces';
   for (const p of [roots.data, roots.openclaw, config.binDir]) {
     if (/[,:\\\n=]/.test(p)) return `the path ${p} cannot be an overlay layer`;
@@ -186,9 +186,12 @@ export async function prepareMigrations(config: HostConfig, rawInput: unknown): 
     if (warm) startWarm(input.stagingId, python, config.commandEnv);
     return r;
   };
+  if (turnedOff(config)) {
+    const reason = 'prepared migrations are turned off on this host (DEFENSECLAW_PREPARED_MIGRATIONS)';
+    return done({ prepared: false, reason }, { prepared: false, reason }, false);
+  }
   const why = await unavailable(config, roots);
-  // Turned off by the operator: the window runs them as before, cold.
-  if (why) return done({ prepared: false, reason: why }, { prepared: false, reason: why }, !OFF.test(why));
+  if (why) return done({ prepared: false, reason: why }, { prepared: false, reason: why });
 
   // OpenClaw's first: its layers live in the data dir, which is not yet covered by its own overlay then.
   const layers = (['openclaw', 'data'] as Root[]).map((root) => ({

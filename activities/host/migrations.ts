@@ -12,6 +12,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
+import { STAGING_ID } from './artifacts.js';
 import { venvPath } from './backup.js';
 import { run } from '../exec.js';
 import { liveRoots } from './host-files.js';
@@ -33,10 +34,7 @@ export type { MigrationsResult } from './migration-program.js';
 
 const MigrateInput = MigrateArgs.extend({
   /** The run's staging folder: where a prepared run is, and the key of its warm interpreter. */
-  stagingId: z
-    .string()
-    .regex(/^[A-Za-z0-9-]{8,80}$/)
-    .optional(),
+  stagingId: STAGING_ID.optional(),
 }).strict();
 export type MigrateInput = z.input<typeof MigrateInput>;
 

@@ -20,11 +20,10 @@ import type { HostConfig } from '../../worker/host-config.js';
 import { OIDC_ISSUER, escapeRegExp } from '../../workflows/eras/era.js';
 import { eraOfTag } from '../../workflows/eras/index.js';
 import { VersionSchema, type SignatureStatus } from '../../workflows/types.js';
-import { stagingDir } from './artifacts.js';
+import { STAGING_ID, stagingDir } from './artifacts.js';
 import { run, which } from '../exec.js';
 import { FailureType, activityContext, refuse, validated } from '../support.js';
 
-const STAGING_ID = z.string().regex(/^[A-Za-z0-9-]{8,80}$/, 'a staging folder name');
 const VerifySignatureInput = z.object({ version: VersionSchema, stagingId: STAGING_ID, signed: z.boolean() }).strict();
 export type VerifySignatureInput = z.input<typeof VerifySignatureInput>;
 

@@ -10,19 +10,12 @@
  * The step records say which path was taken.
  */
 import { patched } from '@temporalio/workflow';
-import type { MigrationsResult } from '../../activities/host/migration-program.js';
+import type { MigrateArgs, MigrationsResult } from '../../activities/host/migration-program.js';
 import { heartbeating } from '../proxies.js';
-import { notRegistered } from './records.js';
+import { NOT_REGISTERED, notRegistered } from './older-worker.js';
 import type { HostRun } from '../run.js';
 
 export const PREPARED_MIGRATIONS = 'prepared-migrations';
-
-export interface MigrationArgs {
-  fromVersion: string;
-  toVersion: string;
-  required?: string[];
-  failurePolicy?: 'warn' | 'fail';
-}
 
 /** What the window needs from the prepare step: the staging folder, when the run prepares. */
 export interface PreparedRef {
@@ -32,7 +25,7 @@ export interface PreparedRef {
 /** Before the stop: prepares the hop's migrations (new runs only). */
 export async function prepareHopMigrations(
   run: HostRun,
-  args: MigrationArgs,
+  args: MigrateArgs,
   ids: { stagingId: string; venvId: string },
 ): Promise<PreparedRef> {
   if (!patched(PREPARED_MIGRATIONS)) return {};
@@ -43,40 +36,38 @@ export async function prepareHopMigrations(
       `prepare migrations ${args.fromVersion} → ${args.toVersion} (isolated, before the stop)`,
       (o) =>
         heartbeating.prepareMigrations.executeWithOptions(
-          { ...o, retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['NotFoundError'] } },
+          { ...o, retry: { maximumAttempts: 3, nonRetryableErrorTypes: [NOT_REGISTERED] } },
           [{ ...args, ...ids }],
         ),
     );
   } catch (err) {
     if (!notRegistered(err)) throw err;
     // A host worker of an earlier release: its window runs the migrations, with the input it knows.
-    const rec = run.steps[run.steps.length - 1];
-    if (rec) {
-      rec.status = 'skipped';
-      rec.detail = `prepare migrations: SKIPPED, this host's worker predates prepared migrations; the window runs them`;
-    }
+    run.amendLastStep(
+      () => `prepare migrations: SKIPPED, this host's worker predates prepared migrations; the window runs them`,
+      true,
+    );
     return {};
   }
-  const rec = run.steps[run.steps.length - 1];
-  if (rec) {
-    rec.detail = r.prepared
-      ? `${rec.detail}: ${r.ran ?? 0} ran, ${r.changed ?? 0} paths changed in the staged copy (${(r.paths ?? []).join(', ')})`
-      : `${rec.detail}: not prepared (${r.reason ?? 'unavailable'}); the window runs them`;
-  }
+  run.amendLastStep((was) =>
+    r.prepared
+      ? `${was}: ${r.ran ?? 0} ran, ${r.changed ?? 0} paths changed in the staged copy (${(r.paths ?? []).join(', ')})`
+      : `${was}: not prepared (${r.reason ?? 'unavailable'}); the window runs them`,
+  );
   return { stagingId: ids.stagingId };
 }
 
 /** In the window: the migrations (prepared or run there); the step says which. */
-export async function windowMigrations(run: HostRun, args: MigrationArgs, ref: PreparedRef): Promise<MigrationsResult> {
+export async function windowMigrations(run: HostRun, args: MigrateArgs, ref: PreparedRef): Promise<MigrationsResult> {
   const migrated = await run.step('migrate', `run migrations ${args.fromVersion} → ${args.toVersion}`, (o) =>
     heartbeating.runMigrations.executeWithOptions(o, [{ ...args, ...ref }]),
   );
-  const rec = run.steps[run.steps.length - 1];
-  if (rec && migrated.path) {
-    rec.detail =
+  if (migrated.path) {
+    run.amendLastStep((was) =>
       migrated.path === 'prepared'
-        ? `${rec.detail}: prepared before the stop, put in place by rename (${migrated.applied?.paths ?? 0} paths, ${migrated.applied?.ms ?? 0} ms)`
-        : `${rec.detail}: in the window (${migrated.reason ?? 'not prepared'}; ${migrated.warm ? 'warm' : 'cold'} interpreter, ${migrated.ms ?? 0} ms)`;
+        ? `${was}: prepared before the stop, put in place by rename (${migrated.applied?.paths ?? 0} paths, ${migrated.applied?.ms ?? 0} ms)`
+        : `${was}: in the window (${migrated.reason ?? 'not prepared'}; ${migrated.warm ? 'warm' : 'cold'} interpreter, ${migrated.ms ?? 0} ms)`,
+    );
   }
   return migrated;
 }

@@ -12,7 +12,8 @@
  * Every write is a recorded activity whose content the workflow decided: a resumed run writes the
  * same bytes again (a no-op), never a second receipt.
  */
-import { ActivityFailure, ApplicationFailure, CancellationScope, uuid4 } from '@temporalio/workflow';
+import { CancellationScope, uuid4 } from '@temporalio/workflow';
+import { NOT_REGISTERED, notRegistered } from './older-worker.js';
 import type { Receipt } from '../../activities/host/upgrade-receipt.js';
 import { compensating, holding, quick } from '../proxies.js';
 import { workflowTime } from '../clock.js';
@@ -79,16 +80,6 @@ export function receiptEnding(
 /** Python's `datetime.now(utc).isoformat()` with Z: microseconds. */
 const isoMicros = (ms: number) => new Date(ms).toISOString().replace(/\.(\d{3})Z$/, '.$1000Z');
 
-/** Whether an activity failed because this host's worker predates it. */
-export function notRegistered(err: unknown): boolean {
-  return (
-    err instanceof ActivityFailure &&
-    err.cause instanceof ApplicationFailure &&
-    err.cause.type === 'NotFoundError' &&
-    /is not registered on this Worker/.test(err.cause.message)
-  );
-}
-
 /**
  * Pre-flight: refuses on DefenseClaw's journals, a live claim, a full queue. Answers false (and
  * says so) when this host's worker predates these records: the run then goes on without them.
@@ -97,16 +88,17 @@ export async function checkRecords(run: HostRun, records: RecordsState, to: stri
   try {
     await run.step('preflight', "check DefenseClaw's upgrade lock, recovery journals and receipt queue", (o) =>
       quick.checkNativeRecords.executeWithOptions(
-        { ...o, retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['NotFoundError'] } },
+        { ...o, retry: { maximumAttempts: 3, nonRetryableErrorTypes: [NOT_REGISTERED] } },
         [{ ...(records.lockToken ? { heldToken: records.lockToken } : {}), receipts: receiptsFor(to) }],
       ),
     );
     return true;
   } catch (err) {
     if (!notRegistered(err)) throw err;
-    const rec = run.steps[run.steps.length - 1]!;
-    rec.status = 'skipped';
-    rec.detail = "DefenseClaw's locks, journals and receipts: SKIPPED, this host's worker predates them";
+    run.amendLastStep(
+      () => "DefenseClaw's locks, journals and receipts: SKIPPED, this host's worker predates them",
+      true,
+    );
     run.warnings.push("this host's worker predates DefenseClaw's upgrade records: no lock taken, no receipt written");
     return false;
   }

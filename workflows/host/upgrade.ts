@@ -13,7 +13,8 @@
  * Anything that fails after it is compensated according to `onFailure` (default: roll back to the
  * hop's backup and prove the old gateway healthy again; if that fails too, leave it stopped).
  */
-import { ActivityFailure, ApplicationFailure, CancellationScope, isCancellation, patched } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, patched } from '@temporalio/workflow';
+import { NOT_REGISTERED, notRegistered } from './older-worker.js';
 import type { ResolvedRelease } from '../../activities/releases.js';
 import { network, quick, routeActivitiesTo } from '../proxies.js';
 import { upgradeHop, type Hop, type HopState } from './hop.js';
@@ -156,31 +157,18 @@ async function resolveStep(
       ]),
     );
   } catch (err) {
-    if (!activityNotRegistered(err)) throw err;
+    if (!notRegistered(err)) throw err;
     // A host worker of an earlier release (host workers are upgraded whenever): it resolves as it
     // always did, through the releases API, with the same checks.
-    const rec = run.steps[run.steps.length - 1];
-    if (rec?.name === 'resolve') {
-      rec.status = 'skipped';
-      rec.detail = `${what} from the rollout's ticket: SKIPPED, this host's worker predates release tickets`;
-    }
+    run.amendLastStep(
+      () => `${what} from the rollout's ticket: SKIPPED, this host's worker predates release tickets`,
+      true,
+    );
     run.warnings.push(`this host's worker predates release tickets: it asked the releases API itself`);
     return run.step('resolve', `resolve ${what} (this host's worker predates release tickets)`, (o) =>
       network.resolveRelease.executeWithOptions(o, [{ version }]),
     );
   }
-}
-
-/** The failure type a worker answers for an activity it does not register. */
-const NOT_REGISTERED = 'NotFoundError';
-
-function activityNotRegistered(err: unknown): boolean {
-  return (
-    err instanceof ActivityFailure &&
-    err.cause instanceof ApplicationFailure &&
-    err.cause.type === NOT_REGISTERED &&
-    /is not registered on this Worker/.test(err.cause.message)
-  );
 }
 
 /**
