@@ -5,7 +5,7 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
-import { InvalidInputError, parseWith } from '../workflows/types.js';
+import { InvalidInputError, parseWith } from '../workflows/names.js';
 
 /** Failure types the workflow and the client understand. */
 export const FailureType = {

@@ -7,13 +7,16 @@
  * each figure is the median over the rounds, with its [min-max] to show the machine's noise.
  *
  *   floor:       scripts/idle-floor.ts, the bare SDK with one no-op activity;
- *   host worker: `defenseclaw-upgrade worker`, as the launcher runs it (dist/client/main.js);
- *   both with the systemd unit's NODE_OPTIONS (deploy/defenseclaw-upgrade-worker.service), the
- *   target pair, and both with none (a worker started by hand); and, for the record, the worker
- *   with `--with-workflows` (every host before issue 13); and other builds' host workers named in
- *   IDLE_COMPARE (label=/path/to/dist/client/main.js,...), to see what a change bought.
+ *   host worker: `defenseclaw-upgrade worker`, as the launcher runs it (dist/client/main.js), on a
+ *   HOME laid out as real DefenseClaw 0.8.10 leaves a host;
+ *   both with the systemd unit's runtime tuning (deploy/defenseclaw-upgrade-worker.service:
+ *   NODE_OPTIONS, GLIBC_TUNABLES), the target pair, and both with none (a worker started by
+ *   hand); and, for the record, the worker with `--with-workflows` (every host before issue 13);
+ *   and other builds' host workers named in IDLE_COMPARE (label=/path/to/dist/client/main.js,...),
+ *   to see what a change bought.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,17 +35,23 @@ export const SAMPLE_S = Number(process.env.IDLE_SAMPLE_S ?? 30);
 const RUNS = Math.max(1, Number(process.env.IDLE_RUNS ?? 3));
 const TARGET = 1.1;
 
-/** The NODE_OPTIONS that deploy/defenseclaw-upgrade-worker.service gives the host worker. */
-export function shippedNodeOptions(): string {
+/** The runtime's tuning that deploy/defenseclaw-upgrade-worker.service gives the host worker (NODE_OPTIONS, GLIBC_TUNABLES). */
+export function shippedRuntimeEnv(): Record<string, string> {
   const unit = fs.readFileSync(path.join(ROOT, 'deploy', 'defenseclaw-upgrade-worker.service'), 'utf8');
-  return /^Environment=NODE_OPTIONS=(.*)$/m.exec(unit)?.[1]?.trim() ?? '';
+  const out: Record<string, string> = {};
+  for (const name of ['NODE_OPTIONS', 'GLIBC_TUNABLES']) {
+    const v = new RegExp(`^Environment=${name}=(.*)$`, 'm').exec(unit)?.[1]?.trim();
+    if (v) out[name] = v;
+  }
+  return out;
 }
 
 interface Shape {
   label: string;
   /** Starts the process with this environment (HOME, the cluster, NODE_OPTIONS). */
   args: (tag: string) => string[];
-  nodeOptions: string;
+  /** NODE_OPTIONS and GLIBC_TUNABLES: the unit's, or none. */
+  runtimeEnv: Record<string, string>;
 }
 
 function waitForLine(child: ChildProcess, re: RegExp, timeoutMs = 60_000): Promise<void> {
@@ -72,9 +81,34 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/**
+ * A HOME laid out as real DefenseClaw 0.8.10 leaves a host (what the worker reads at start):
+ * config.yaml as its `init` writes it (gateway.token_env), the gateway token its first start writes
+ * into .env, and a device.key.
+ */
+function realShapedHome(): string {
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'dcu-idle-'));
+  const data = path.join(home, '.defenseclaw');
+  fs.mkdirSync(data, { mode: 0o700 });
+  const config = [
+    'llm:',
+    '  api_key_env: DEFENSECLAW_LLM_KEY',
+    'config_version: 8',
+    'gateway:',
+    '  token_env: DEFENSECLAW_GATEWAY_TOKEN',
+    '',
+  ];
+  fs.writeFileSync(path.join(data, 'config.yaml'), config.join('\n'), { mode: 0o600 });
+  fs.writeFileSync(path.join(data, '.env'), `DEFENSECLAW_GATEWAY_TOKEN=${randomBytes(32).toString('hex')}\n`, {
+    mode: 0o600,
+  });
+  fs.writeFileSync(path.join(data, 'device.key'), randomBytes(64), { mode: 0o600 });
+  return home;
+}
+
 /** One round: every shape started at once, sampled over one window, stopped. */
 async function round(address: string, shapes: Shape[], n: number): Promise<IdleCost[]> {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'dcu-idle-'));
+  const home = realShapedHome();
   // Rotate who starts first, so that no shape always starts on a busier machine.
   const order = shapes.map((_, i) => (i + n) % shapes.length);
   const children: ChildProcess[] = [];
@@ -90,7 +124,7 @@ async function round(address: string, shapes: Shape[], n: number): Promise<IdleC
           TEMPORAL_NAMESPACE: 'default',
           DEFENSECLAW_HOST: tag,
           DEFENSECLAW_LOG_LEVEL: 'WARN',
-          ...(shapes[i]!.nodeOptions ? { NODE_OPTIONS: shapes[i]!.nodeOptions } : {}),
+          ...shapes[i]!.runtimeEnv,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
       });
@@ -115,22 +149,22 @@ const spread = (xs: number[], digits: number) =>
   `${median(xs).toFixed(digits)} [${Math.min(...xs).toFixed(digits)}-${Math.max(...xs).toFixed(digits)}]`;
 
 export async function benchHostWorkers(): Promise<string[]> {
-  const unit = shippedNodeOptions();
+  const unit = shippedRuntimeEnv();
   const worker = (extra: string[]) => () => [MAIN, 'worker', ...extra];
   const floor = (tag: string) => [FLOOR, tag];
   const shapes: Shape[] = [
-    { label: "floor (bare SDK), unit's NODE_OPTIONS", args: floor, nodeOptions: unit },
-    { label: "host worker, unit's NODE_OPTIONS", args: worker([]), nodeOptions: unit },
-    { label: 'floor (bare SDK), no NODE_OPTIONS', args: floor, nodeOptions: '' },
-    { label: 'host worker, no NODE_OPTIONS', args: worker([]), nodeOptions: '' },
-    { label: 'host worker --with-workflows (pre-13)', args: worker(['--with-workflows']), nodeOptions: '' },
+    { label: "floor (bare SDK), unit's tuning", args: floor, runtimeEnv: unit },
+    { label: "host worker, unit's tuning", args: worker([]), runtimeEnv: unit },
+    { label: 'floor (bare SDK), no tuning', args: floor, runtimeEnv: {} },
+    { label: 'host worker, no tuning', args: worker([]), runtimeEnv: {} },
+    { label: 'host worker --with-workflows (pre-13)', args: worker(['--with-workflows']), runtimeEnv: {} },
     // Other builds' host workers beside these (IDLE_COMPARE=label=/path/to/dist/client/main.js,...).
     ...(process.env.IDLE_COMPARE ?? '')
       .split(',')
       .filter((x) => x.includes('='))
       .map((x) => {
         const [label, main] = [x.slice(0, x.indexOf('=')), x.slice(x.indexOf('=') + 1)];
-        return { label: `${label}, unit's NODE_OPTIONS`, args: () => [main, 'worker'], nodeOptions: unit };
+        return { label: `${label}, unit's tuning`, args: () => [main, 'worker'], runtimeEnv: unit };
       }),
   ];
   const cliPath = await findTemporalCli({});
@@ -167,7 +201,11 @@ export async function benchHostWorkers(): Promise<string[]> {
     `  ${'shape'.padEnd(48)}${'RSS MB'.padEnd(18)}CPU % of one core`,
     ...shapes.map((s, i) => `  ${s.label.padEnd(48)}${spread(rss(i), 0).padEnd(18)}${spread(cpu(i), 3)}`),
     ratioLine(1, 0, 'ratio, as the unit runs it (target):'),
-    ratioLine(3, 2, 'ratio, without NODE_OPTIONS:'),
-    `  (the unit's NODE_OPTIONS: ${unit || 'none'}; the floor: scripts/idle-floor.ts)`,
+    ratioLine(3, 2, 'ratio, without tuning:'),
+    `  (the unit's tuning: ${
+      Object.entries(unit)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(' ') || 'none'
+    }; the floor: scripts/idle-floor.ts)`,
   ];
 }

@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { execa } from 'execa';
 import { installRuntime, runtimeLogger } from '../worker/runtime.js';
-import { REDACTED, Scrubber, collectSecrets, createWorkerLogger, gatewayTokenFrom } from '../worker/logging.js';
+import { REDACTED, Scrubber, createWorkerLogger } from '../worker/logging.js';
+import { collectSecrets, gatewayTokensFrom } from '../worker/host-secrets.js';
 import { hostWorkflowId, type UpgradeResult } from '../workflows/types.js';
 import { hostPlatform, tarballName } from './fixtures/host/build.js';
 import { DEFAULT_VERSIONS } from './fixtures/releases/server.js';
@@ -82,7 +83,7 @@ describe('worker logging', () => {
       );
       const key = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
       await fs.writeFile(path.join(dir, 'device.key'), key, { mode: 0o600 });
-      assert.equal(gatewayTokenFrom(dir), 'tok-0123456789abcdef');
+      assert.deepEqual(gatewayTokensFrom(dir, {}), ['tok-0123456789abcdef']);
       const secrets = collectSecrets({ env: { GITHUB_TOKEN }, dataDir: dir });
       assert.ok(secrets.includes(GITHUB_TOKEN));
       assert.ok(secrets.includes('tok-0123456789abcdef'));

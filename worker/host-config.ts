@@ -7,8 +7,16 @@
  */
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
-import { parseHostName, parseWith, taskQueueForHost, TASK_QUEUE_PREFIX } from '../workflows/types.js';
+import {
+  checkText,
+  describeValue,
+  InvalidInputError,
+  parseHostName,
+  taskQueueForHost,
+  TASK_QUEUE_PREFIX,
+  type TextRule,
+} from '../workflows/names.js';
+import { isWorkerTuning } from './runtime-tuning.js';
 import { underLauncher, upgraderRootFrom } from './upgrader-root.js';
 
 export const GITHUB_API = 'https://api.github.com';
@@ -85,7 +93,7 @@ export interface HostConfig {
   allowUnsigned: boolean;
   /** Operator only: accept a 0.8.4+ signature checked locally when cosign is not installed (DEFENSECLAW_ALLOW_NO_COSIGN=1). */
   allowNoCosign: boolean;
-  /** Environment for commands run on the host (gateway, python, uv, openclaw): no credentials. */
+  /** Environment for commands run on the host (gateway, python, uv, openclaw): no credentials, none of the worker's tuning. */
   commandEnv: Record<string, string>;
   /**
    * The operator's own promotion check for ring rollouts (DEFENSECLAW_UPGRADE_CHECK: a JSON array,
@@ -98,13 +106,36 @@ export interface HostConfig {
   upgrader?: UpgraderSource;
 }
 
-const HttpUrl = z
-  .string()
-  .url()
-  .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http(s) URL')
-  .transform((u) => u.replace(/\/+$/, ''));
-const Repo = z.string().regex(/^[A-Za-z0-9._-]{1,100}\/[A-Za-z0-9._-]{1,100}$/, 'expected owner/name');
-const HostPort = z.string().regex(/^[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?$/, 'expected host or host:port');
+// Checked with the WHATWG URL parser and two patterns, not a schema library: this runs at every
+// worker's start, and an idle worker holds no schema library (issue 21).
+const REPO: TextRule = {
+  pattern: /^[A-Za-z0-9._-]{1,100}\/[A-Za-z0-9._-]{1,100}$/,
+  message: 'expected owner/name',
+};
+const HOST_PORT: TextRule = {
+  pattern: /^[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?$/,
+  message: 'expected host or host:port',
+};
+
+/** An http(s) URL without credentials, trailing slashes removed; else a one-line InvalidInputError. */
+export function httpUrl(input: string, what: string): string {
+  const text = input.trim();
+  const refuse = (why: string, shown = text) =>
+    new InvalidInputError(`invalid ${what} ${describeValue(shown)}: ${why}`);
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw refuse('Invalid URL');
+  }
+  if (!/^https?:$/.test(url.protocol) || !url.hostname) throw refuse('must be an http(s) URL');
+  // It would be logged with the configuration (describeHostConfig) and sent on every request;
+  // the refusal itself names the URL without them.
+  if (url.username || url.password) {
+    throw refuse('must not carry a user or password', `${url.protocol}//${url.host}${url.pathname}`);
+  }
+  return text.replace(/\/+$/, '');
+}
 
 /** Secrets that must never reach a child process or a log. */
 const SECRET_ENV = ['GITHUB_TOKEN', 'GH_TOKEN', 'TEMPORAL_API_KEY', 'TEMPORAL_TLS_CLIENT_KEY_DATA'];
@@ -138,23 +169,14 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
     throw new Error(`invalid task queue ${JSON.stringify(taskQueue)}`);
   }
 
-  const apiBase = parseWith(
-    HttpUrl,
-    overrides.releasesUrl ?? env.DEFENSECLAW_RELEASES_URL ?? GITHUB_API,
-    'releases URL',
-  );
+  const apiBase = httpUrl(overrides.releasesUrl ?? env.DEFENSECLAW_RELEASES_URL ?? GITHUB_API, 'releases URL');
   const customSource = apiBase !== GITHUB_API;
-  const downloadBase = parseWith(
-    HttpUrl,
+  const downloadBase = httpUrl(
     overrides.downloadUrl ?? env.DEFENSECLAW_DOWNLOAD_URL ?? (customSource ? apiBase : GITHUB_WEB),
     'download URL',
   );
-  const repo = parseWith(Repo, overrides.repo ?? env.DEFENSECLAW_REPO ?? DEFAULT_REPO, 'repository');
-  const channelBase = parseWith(
-    HttpUrl,
-    env.DEFENSECLAW_CHANNEL_URL ?? (customSource ? downloadBase : GITHUB_RAW),
-    'channel URL',
-  );
+  const repo = checkText(REPO, overrides.repo ?? env.DEFENSECLAW_REPO ?? DEFAULT_REPO, 'repository');
+  const channelBase = httpUrl(env.DEFENSECLAW_CHANNEL_URL ?? (customSource ? downloadBase : GITHUB_RAW), 'channel URL');
   const allowedList =
     overrides.allowedHosts ??
     (env.DEFENSECLAW_ALLOWED_DOWNLOAD_HOSTS
@@ -165,20 +187,21 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
         ? []
         : GITHUB_DOWNLOAD_HOSTS);
   const mirror = env.DEFENSECLAW_RELEASE_MIRROR
-    ? parseWith(HttpUrl, env.DEFENSECLAW_RELEASE_MIRROR, 'release mirror URL')
+    ? httpUrl(env.DEFENSECLAW_RELEASE_MIRROR, 'release mirror URL')
     : undefined;
   const allowedHosts = [
     ...new Set([
       hostOf(downloadBase),
       ...(mirror ? [hostOf(mirror)] : []),
-      ...allowedList.map((h) => parseWith(HostPort, h, 'allowed host')),
+      ...allowedList.map((h) => checkText(HOST_PORT, h, 'allowed host')),
     ]),
   ];
 
   const token = (env.GITHUB_TOKEN || env.GH_TOKEN || '').trim() || undefined;
   const commandEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(env)) {
-    if (v !== undefined && !isSecretEnv(k)) commandEnv[k] = v;
+    // Neither a credential nor the worker's own runtime tuning (OpenClaw is a Node application too).
+    if (v !== undefined && !isSecretEnv(k) && !isWorkerTuning(k, v)) commandEnv[k] = v;
   }
   commandEnv.HOME = homeDir;
   commandEnv.DEFENSECLAW_HOME = dataDir;
@@ -209,13 +232,9 @@ export function loadHostConfig(env: NodeJS.ProcessEnv = process.env, overrides: 
 /** DEFENSECLAW_UPGRADER_ROOT, _BUNDLE_URL and _REGISTRY, validated. */
 export function loadUpgraderSource(env: NodeJS.ProcessEnv = process.env): UpgraderSource {
   const bundleUrl = env.DEFENSECLAW_UPGRADER_BUNDLE_URL
-    ? parseWith(HttpUrl, env.DEFENSECLAW_UPGRADER_BUNDLE_URL, 'upgrader bundle URL')
+    ? httpUrl(env.DEFENSECLAW_UPGRADER_BUNDLE_URL, 'upgrader bundle URL')
     : undefined;
-  const registry = parseWith(
-    HttpUrl,
-    env.DEFENSECLAW_UPGRADER_REGISTRY || DEFAULT_NPM_REGISTRY,
-    'upgrader registry URL',
-  );
+  const registry = httpUrl(env.DEFENSECLAW_UPGRADER_REGISTRY || DEFAULT_NPM_REGISTRY, 'upgrader registry URL');
   return {
     root: upgraderRootFrom(env),
     underLauncher: underLauncher(env),

@@ -6,15 +6,15 @@
  * `Context.current().log` calls (activityId, activityType, attempt, workflowId) all land here with
  * their metadata.
  *
- * Every entry is scrubbed before it is written: the secrets this host knows (GitHub token, the
- * gateway token from config.yaml, device.key), anything shaped like a bearer header or a GitHub
- * token, and the values of metadata keys that name a secret.
+ * Every entry is scrubbed before it is written: the secrets this host knows (worker/host-secrets.ts:
+ * the GitHub token, the gateway token, the keys in DefenseClaw's .env, device.key), anything shaped
+ * like a bearer header or a GitHub token, and the values of metadata keys that name a secret.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { DefaultLogger, type LogEntry } from '@temporalio/worker';
-import YAML from 'yaml';
+import { SECRET_KEY } from './host-secrets.js';
 
 export const LOG_LEVELS: readonly LogLevel[] = ['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR'];
 export const LOG_FILE_NAME = 'worker.jsonl';
@@ -41,7 +41,6 @@ function atLeast(level: LogLevel, min: LogLevel): boolean {
 
 /** Shorter strings are not treated as secrets: replacing them would mangle ordinary words. */
 const MIN_SECRET_LENGTH = 8;
-const MAX_SECRET_FILE_BYTES = 64 * 1024;
 
 /** Patterns that are secret whatever their value: bearer headers and GitHub token formats. */
 const SECRET_PATTERNS: Array<[RegExp, string]> = [
@@ -55,8 +54,7 @@ const SECRET_PATTERNS: Array<[RegExp, string]> = [
   [/\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})\b/g, REDACTED],
 ];
 
-/** Metadata keys whose string values are secrets (unless they only say whether one is set). */
-const SECRET_KEY = /token|secret|password|passwd|api[-_]?key|authorization|private[-_]?key|credential/i;
+// Metadata keys whose string values are secrets (SECRET_KEY), unless they only say whether one is set.
 const HARMLESS_VALUE = /^(|set|not set|none|unset|redacted|\[redacted\])$/i;
 
 /** Replaces known secret values and secret-shaped text. */
@@ -125,59 +123,6 @@ export class Scrubber {
     if (extra.cause !== undefined) out.cause = this.value(extra.cause, 'cause', depth + 1, seen);
     return out;
   }
-}
-
-function readSmallFile(file: string): Buffer | undefined {
-  try {
-    const st = fs.statSync(file);
-    if (!st.isFile() || st.size > MAX_SECRET_FILE_BYTES) return undefined;
-    return fs.readFileSync(file);
-  } catch {
-    return undefined;
-  }
-}
-
-/** The gateway's API token from `<dataDir>/config.yaml` (`gateway.token`), if there is one. */
-export function gatewayTokenFrom(dataDir: string): string | undefined {
-  const raw = readSmallFile(path.join(dataDir, 'config.yaml'))?.toString('utf8');
-  if (!raw) return undefined;
-  try {
-    const doc = YAML.parse(raw, { maxAliasCount: 100, logLevel: 'silent' }) as { gateway?: { token?: unknown } } | null;
-    const t = doc?.gateway?.token;
-    if (typeof t === 'string' || typeof t === 'number') return String(t);
-  } catch {
-    // fall through to a plain match: a config the gateway cannot parse may still hold the token
-  }
-  const m = /^\s+token:\s*["']?([^"'\s#]+)/m.exec(raw);
-  return m?.[1];
-}
-
-/**
- * The secrets this host knows, read once: credentials in the environment, the gateway token,
- * and device.key (as text, hex and base64, the ways it could end up in a message).
- */
-export function collectSecrets(opts: { env?: NodeJS.ProcessEnv; dataDir?: string }): string[] {
-  const env = opts.env ?? process.env;
-  const out: string[] = [];
-  for (const k of ['GITHUB_TOKEN', 'GH_TOKEN', 'TEMPORAL_API_KEY']) {
-    const v = env[k]?.trim();
-    if (v) out.push(v);
-  }
-  if (opts.dataDir) {
-    const token = gatewayTokenFrom(opts.dataDir);
-    if (token) out.push(token);
-    const key = readSmallFile(path.join(opts.dataDir, 'device.key'));
-    if (key?.length) {
-      out.push(key.toString('hex'), key.toString('base64'));
-      const text = key.toString('utf8').trim();
-      if (/^[\x20-\x7e\r\n\t]+$/.test(text)) {
-        out.push(text);
-        // A PEM-like key: its body lines could appear one by one.
-        for (const line of text.split(/\r?\n/)) if (!line.startsWith('-----') && line.length >= 16) out.push(line);
-      }
-    }
-  }
-  return out;
 }
 
 // -------------------------------------------------------------------------------------------------

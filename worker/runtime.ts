@@ -9,15 +9,8 @@ import { NativeConnection, Runtime, type NativeConnectionOptions, type RuntimeOp
 import { installCrashGuard, type CrashGuardOptions } from './crash-guard.js';
 import { withOnDemandLogFlush } from './log-collector.js';
 import { diagnoseTls } from './tls-diagnosis.js';
-import {
-  LOG_LEVELS,
-  Scrubber,
-  collectSecrets,
-  createWorkerLogger,
-  logDirFor,
-  parseLogLevel,
-  type WorkerLogger,
-} from './logging.js';
+import { LOG_LEVELS, Scrubber, createWorkerLogger, logDirFor, parseLogLevel, type WorkerLogger } from './logging.js';
+import { collectSecrets } from './host-secrets.js';
 
 /**
  * The logger for this process's own lines: the one installRuntime installed, used directly (the

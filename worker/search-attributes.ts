@@ -3,7 +3,7 @@
  * missing. Its own file so that a host worker's start imports only this, not the dev server's.
  */
 import { isGrpcServiceError, type Connection } from '@temporalio/client';
-import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
+import { SEARCH_ATTRIBUTES } from '../workflows/names.js';
 
 /** INDEXED_VALUE_TYPE_KEYWORD in temporal.api.enums.v1.IndexedValueType. */
 const INDEXED_VALUE_TYPE_KEYWORD = 2;

@@ -7,15 +7,23 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import { checkText, type TextRule } from '../workflows/names.js';
 
-/** A version of defenseclaw-upgrade as the root names it: X.Y.Z with an optional prerelease. */
-export const UpgraderVersionSchema = z
-  .string()
-  .regex(/^(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})(?:-[0-9A-Za-z]+(?:\.[0-9A-Za-z]+){0,4})?$/, {
-    message: 'expected an upgrader version X.Y.Z (optionally -prerelease)',
-  })
-  .max(64);
+/** A version of defenseclaw-upgrade as the root names it: X.Y.Z with an optional prerelease, at most 64 characters. */
+export const UPGRADER_VERSION: TextRule = {
+  pattern:
+    /^(?=.{1,64}$)(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})\.(0|[1-9][0-9]{0,5})(?:-[0-9A-Za-z]+(?:\.[0-9A-Za-z]+){0,4})?$/,
+  message: 'expected an upgrader version X.Y.Z (optionally -prerelease)',
+};
+
+export function isUpgraderVersion(v: string): boolean {
+  return UPGRADER_VERSION.pattern.test(v);
+}
+
+/** `v` when it is an upgrader version; else a one-line InvalidInputError. */
+export function upgraderVersion(v: unknown): string {
+  return checkText(UPGRADER_VERSION, v, 'upgrader version');
+}
 
 export const DEFAULT_SWITCH_DEADLINE_SECONDS = 120;
 
@@ -65,14 +73,14 @@ export function rootPaths(root: string) {
 }
 
 export function versionDir(root: string, version: string): string {
-  return path.join(root, 'versions', UpgraderVersionSchema.parse(version));
+  return path.join(root, 'versions', upgraderVersion(version));
 }
 
 /** The version a link points at (versions/<v> → <v>), or undefined. */
 export async function linkedVersion(link: string): Promise<string | undefined> {
   try {
     const v = path.basename(await fsp.readlink(link));
-    return UpgraderVersionSchema.safeParse(v).success ? v : undefined;
+    return isUpgraderVersion(v) ? v : undefined;
   } catch {
     return undefined;
   }
@@ -81,7 +89,7 @@ export async function linkedVersion(link: string): Promise<string | undefined> {
 /** Points `<root>/<name>` at versions/<v>, atomically (a temporary symlink renamed over it). */
 export async function pointLink(root: string, name: 'current' | 'previous', version: string): Promise<void> {
   const tmp = path.join(root, `.${name}.${process.pid}.${Date.now()}.tmp`);
-  await fsp.symlink(path.join('versions', UpgraderVersionSchema.parse(version)), tmp);
+  await fsp.symlink(path.join('versions', upgraderVersion(version)), tmp);
   await fsp.rename(tmp, path.join(root, name));
 }
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Worker, type NativeConnectionOptions, type WorkerOptions } from '@temporalio/worker';
 import { createActivities } from '../activities/host/index.js';
-import { SEARCH_ATTRIBUTES } from '../workflows/types.js';
+import { SEARCH_ATTRIBUTES } from '../workflows/names.js';
 import { shortHostname, workerIdentity } from './identity.js';
 import { trackActivities } from './crash-guard.js';
 import { ensureSearchAttributes } from './search-attributes.js';

@@ -6,10 +6,10 @@
  */
 import { z } from 'zod';
 import { ReleaseTicketSchema } from './release-ticket.js';
-import { VersionSchema, parseWith } from './version.js';
+import { HOST_NAME, parseHostName } from './names.js';
+import { VersionSchema } from './version.js';
 
-/** Prefix of a host's task queue: `defenseclaw-upgrade@<host>`. */
-export const TASK_QUEUE_PREFIX = 'defenseclaw-upgrade@';
+export { TASK_QUEUE_PREFIX, SEARCH_ATTRIBUTES, parseHostName, taskQueueForHost } from './names.js';
 /**
  * Where the local agent runs the workflows (upgrade, rollback, backups): the host's own queue
  * carries only its activities. A fleet's controller runs them on the fleet queue.
@@ -27,15 +27,6 @@ export const WORKFLOW_WORKER_UPDATE = 'updateWorkerHost';
 export const ROLLOUT_COMPONENTS = ['defenseclaw', 'worker'] as const;
 export type RolloutComponent = (typeof ROLLOUT_COMPONENTS)[number];
 
-/** Search attributes (all Keyword), registered on the dev server and in the compose stack. */
-export const SEARCH_ATTRIBUTES = {
-  host: 'DefenseClawHost',
-  fromVersion: 'DefenseClawFromVersion',
-  toVersion: 'DefenseClawToVersion',
-  outcome: 'DefenseClawOutcome',
-  fleetId: 'DefenseClawFleetId',
-} as const;
-
 // ---------------------------------------------------------------------------------------------
 // Validation: one zod schema per thing that crosses the trust boundary. Objects are strict, so
 // an extra field (a URL, a path, a command) is refused rather than ignored.
@@ -43,9 +34,7 @@ export const SEARCH_ATTRIBUTES = {
 
 export { InvalidInputError, VersionSchema, compareVersions, isVersion, parseVersion, parseWith } from './version.js';
 
-export const HostNameSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/, "letters, digits, '.', '_' and '-' only (max 63)");
+export const HostNameSchema = z.string().regex(HOST_NAME.pattern, HOST_NAME.message);
 
 /** Backup folder names: `upgrade-<timestamp>` (a rollback makes `rollback-<timestamp>`). */
 export const BackupIdSchema = z
@@ -134,14 +123,6 @@ export const RollbackInputSchema = z
   })
   .strict();
 export type RollbackInput = z.input<typeof RollbackInputSchema>;
-
-export function parseHostName(input: unknown): string {
-  return parseWith(HostNameSchema, input, 'host');
-}
-
-export function taskQueueForHost(host: string): string {
-  return `${TASK_QUEUE_PREFIX}${parseHostName(host)}`;
-}
 
 /** One workflow ID per host for everything that changes it: a second start attaches or is refused. */
 export function hostWorkflowId(host: string): string {

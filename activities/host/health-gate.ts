@@ -12,7 +12,7 @@
 import { request } from 'undici';
 import { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
-import { collectSecrets } from '../../worker/logging.js';
+import { collectSecrets } from '../../worker/host-secrets.js';
 import { CounterNameSchema, RING_LIMITS } from '../../workflows/fleet/ring-types.js';
 import { run } from '../exec.js';
 import { readGatewayApi } from './health.js';

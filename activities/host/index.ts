@@ -3,10 +3,10 @@
  * this host's worker read at start. Workflows see only these names and their types; each input
  * type is the one its module's schema accepts (z.input), the schema the activity validates with.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import type { HostConfig } from '../../worker/host-config.js';
-import { HostNameSchema } from '../../workflows/types.js';
 import { lazyModule } from '../lazy-module.js';
+import type * as HostCheck from './host-check.js';
 import type * as Artifacts from './artifacts.js';
 import type * as Stage from './stage-gateway.js';
 import type * as Backup from './backup.js';
@@ -24,9 +24,10 @@ import type * as ReleaseTicket from './release-ticket.js';
 import type * as Signature from './signature.js';
 import type * as Upgrader from './upgrader-update.js';
 import { detectPlatform } from './platform.js';
-import { FailureType, refuse, validated, withHeartbeat } from '../support.js';
+import { withHeartbeat } from '../support.js';
 
 // Each step's module is loaded by its first call: an idle worker holds none of them (issue 21).
+const hostCheck = lazyModule(() => import('./host-check.js'));
 const artifacts = lazyModule(() => import('./artifacts.js'));
 const stage = lazyModule(() => import('./stage-gateway.js'));
 const backup = lazyModule(() => import('./backup.js'));
@@ -45,17 +46,10 @@ const signature = lazyModule(() => import('./signature.js'));
 const receipts = lazyModule(() => import('./upgrade-receipt.js'));
 const upgrader = lazyModule(() => import('./upgrader-update.js'));
 
-const CheckHostInput = z.object({ host: HostNameSchema }).strict();
-
 export function createActivities(config: HostConfig) {
   return heartbeatAll({
     /** Refuses a run addressed to another host (the audit trail must name the right one). */
-    async checkHost(input: z.input<typeof CheckHostInput>): Promise<{ host: string }> {
-      const { host } = validated(CheckHostInput, input, 'checkHost');
-      if (host !== config.host)
-        throw refuse(FailureType.HostMismatch, `this worker serves host ${config.host}, not ${host}`);
-      return { host };
-    },
+    checkHost: (input: HostCheck.CheckHostInput) => hostCheck.checkHost(config, input),
     resolveRelease: (input: z.input<typeof Releases.ResolveInput>) => releases.resolveRelease(config, input),
     /** A rollout's one lookup: the release as a ticket for every host (issue 14). */
     issueReleaseTicket: (input: z.input<typeof Releases.ResolveInput>) =>

@@ -13,7 +13,7 @@ import { requestRestart, restartAvailable } from '../../worker/restart.js';
 import { TOOL_VERSION } from '../../worker/tool-version.js';
 import {
   DEFAULT_SWITCH_DEADLINE_SECONDS,
-  UpgraderVersionSchema,
+  UPGRADER_VERSION,
   linkedVersion,
   pointLink,
   readReverts,
@@ -30,6 +30,8 @@ import { FailureType, activityContext, refuse, validated } from '../support.js';
 export const NotUnderLauncher = 'NotUnderLauncher';
 const ENTRIES = ['dist/client/main.js', 'node_modules/defenseclaw-upgrade/dist/client/main.js'];
 const MARK = '.defenseclaw-upgrade-installed.json';
+
+const UpgraderVersionSchema = z.string().regex(UPGRADER_VERSION.pattern, UPGRADER_VERSION.message);
 
 const UpdateInput = z
   .object({

@@ -15,7 +15,7 @@ import { agentStatus, stopAgent } from '../../worker/agent/agent.js';
 import { loadHostConfig } from '../../worker/host-config.js';
 import {
   DEFAULT_SWITCH_DEADLINE_SECONDS,
-  UpgraderVersionSchema,
+  isUpgraderVersion,
   launcherPid,
   readReverts,
   rootPaths,
@@ -42,13 +42,12 @@ export interface SelfUpdateOutcome {
 
 function parseFlags(flags: SelfUpdateFlags): { version: string; deadlineSeconds: number } {
   if (!flags.version) throw new UsageError('self-update needs --version X.Y.Z');
-  const v = UpgraderVersionSchema.safeParse(flags.version);
-  if (!v.success)
+  if (!isUpgraderVersion(flags.version))
     throw new UsageError(`invalid --version ${JSON.stringify(flags.version.slice(0, 40))}: expected X.Y.Z`);
   const d = flags.deadline === undefined ? DEFAULT_SWITCH_DEADLINE_SECONDS : Number(flags.deadline);
   if (!Number.isInteger(d) || d < 5 || d > 600)
     throw new UsageError('--deadline must be a whole number of seconds, 5 to 600');
-  return { version: v.data, deadlineSeconds: d };
+  return { version: flags.version, deadlineSeconds: d };
 }
 
 /** Waits for ready/<to> with switch.json gone (proven), a revert of <to>, or the deadline. */

@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { build } from 'plist';
 import { LAUNCHD_LABEL, type Layout } from './layout.js';
+import { WORKER_NODE_OPTIONS } from '../runtime-tuning.js';
 
 export function launchdProgramArguments(layout: Layout): string[] {
   return [layout.nodePath, `--env-file=${layout.envFile}`, path.join(layout.upgraderRoot, 'launcher.mjs'), 'worker'];
@@ -17,7 +18,7 @@ export function renderLaunchdPlist(layout: Layout): string {
   const env: Record<string, string> = {
     HOME: a.home,
     NODE_ENV: 'production',
-    NODE_OPTIONS: '--max-semi-space-size=1',
+    NODE_OPTIONS: WORKER_NODE_OPTIONS,
     // launchd's default PATH lacks /usr/local/bin and Homebrew's: node, openclaw, cosign, uv live there.
     PATH: [
       path.dirname(layout.nodePath),
