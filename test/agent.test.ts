@@ -12,6 +12,7 @@ import { after, describe, test } from 'node:test';
 import { connectTemporal } from '../client/temporal.js';
 import { AGENT_WORKFLOW_QUEUE } from '../workflows/types.js';
 import { agentStatus, ensureAgent, stopAgent } from '../worker/agent/agent.js';
+import { WORKER_GLIBC_TUNABLES, WORKER_NODE_OPTIONS } from '../worker/runtime-tuning.js';
 import { agentPaths, type AgentInfo } from '../worker/agent/agent-files.js';
 import { isAlive } from '../worker/agent/processes.js';
 import { DEFAULT_WORKFLOW_BUNDLE, DEFAULT_WORKFLOWS_PATH } from '../worker/worker.js';
@@ -86,6 +87,18 @@ describe('the local agent', { skip: built ? false : 'workflows are not built (np
     assert.equal(mode(p.temporalDir), '700');
     for (const f of [p.pidFile, p.infoFile, p.logFile]) assert.equal(mode(f), '600', f);
     assert.equal(Number(fs.readFileSync(p.pidFile, 'utf8')), first.pid);
+    // It runs with the service's runtime tuning (worker/runtime-tuning.ts). glibc's loader rewrites
+    // GLIBC_TUNABLES in place once it has read it, so /proc/<pid>/environ may show only its start.
+    const environ = fs.readFileSync(`/proc/${first.pid}/environ`, 'utf8').split('\0');
+    const tunables = environ.find((e) => e.startsWith('GLIBC_TUNABLES=glibc.'));
+    assert.ok(
+      tunables && `GLIBC_TUNABLES=${WORKER_GLIBC_TUNABLES}`.startsWith(tunables),
+      `the agent has the malloc tuning (${tunables})`,
+    );
+    assert.ok(
+      fs.readFileSync(`/proc/${first.pid}/cmdline`, 'utf8').split('\0').includes(WORKER_NODE_OPTIONS),
+      'the agent has the small young generation',
+    );
     for (const f of [p.infoFile, p.logFile])
       assert.ok(!fs.readFileSync(f, 'utf8').includes(SECRET), `${f} has no token`);
 

@@ -5,7 +5,7 @@
  * small worker's settings (npm run bench -- idle measures what each buys the worker).
  */
 
-/** A small young generation: an idle worker's resident memory drops by ~30 MB. */
+/** A small young generation: an idle worker's resident memory drops by ~30 MB. One flag (the local agent is started with it as an argument). */
 export const WORKER_NODE_OPTIONS = '--max-semi-space-size=1';
 
 /**

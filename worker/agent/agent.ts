@@ -16,6 +16,7 @@ import { isPortFree, PortInUseError } from './dev-server.js';
 import { loadHostConfig, type HostConfigOverrides, type ReleaseSource } from '../host-config.js';
 import { addressAnswers, isAgentProcess, isAlive, isDevServerProcess, sleep, terminate } from './processes.js';
 import { findTemporalCli } from './temporal-cli.js';
+import { WORKER_GLIBC_TUNABLES, WORKER_NODE_OPTIONS } from '../runtime-tuning.js';
 import {
   agentPaths,
   ensurePrivateDir,
@@ -268,13 +269,15 @@ export async function ensureAgent(opts: EnsureAgentOptions = {}): Promise<AgentI
     for (const [k, v] of Object.entries(env)) if (v !== undefined) childEnv[k] = v;
     // The agent must see the same data dir as this process resolved.
     childEnv.DEFENSECLAW_HOME = dataDir;
+    // The service's malloc tuning (runtime-tuning.ts), unless the operator set their own.
+    childEnv.GLIBC_TUNABLES ??= WORKER_GLIBC_TUNABLES;
 
     const logFd = fs.openSync(paths.logFile, 'a', 0o600);
     fs.fchmodSync(logFd, 0o600);
     let child;
     try {
       // A small young generation keeps an idle agent's resident memory down (npm run bench -- idle).
-      child = spawn(process.execPath, ['--max-semi-space-size=1', AGENT_MAIN, '--config', JSON.stringify(launch)], {
+      child = spawn(process.execPath, [WORKER_NODE_OPTIONS, AGENT_MAIN, '--config', JSON.stringify(launch)], {
         detached: true,
         stdio: ['ignore', logFd, logFd],
         env: childEnv,
