@@ -39,6 +39,19 @@ describe('the host configuration', () => {
     refused({ DEFENSECLAW_HOST: 'gw 01' }, /^invalid host "gw 01"/);
   });
 
+  it('refuses a URL that is wrong in any way without quoting a user or password in it', () => {
+    for (const [url, why] of [
+      ['https://bot:s3cr3t-pass@mirror.example:99999/dc', 'Invalid URL'],
+      ['ftp://bot:s3cr3t-pass@mirror.example/dc', 'must be an http(s) URL'],
+    ] as const) {
+      assert.throws(
+        () => loadHostConfig({ ...base, DEFENSECLAW_RELEASE_MIRROR: url }),
+        (err: Error) =>
+          err.message.endsWith(`: ${why}`) && !err.message.includes('s3cr3t') && !err.message.includes('bot'),
+      );
+    }
+  });
+
   it('refuses a URL that carries a user or password, and does not quote them', () => {
     for (const url of ['https://bot:s3cr3t-pass@mirror.example/dc', 'https://s3cr3t-pass@mirror.example/dc']) {
       assert.throws(

@@ -120,8 +120,9 @@ const HOST_PORT: TextRule = {
 /** An http(s) URL without credentials, trailing slashes removed; else a one-line InvalidInputError. */
 export function httpUrl(input: string, what: string): string {
   const text = input.trim();
-  const refuse = (why: string, shown = text) =>
-    new InvalidInputError(`invalid ${what} ${describeValue(shown)}: ${why}`);
+  // A refusal quotes the URL without what could be a user or password, whatever is wrong with it.
+  const shown = text.replace(/^([a-z][\w+.-]*:\/\/)[^/?#]*@/i, '$1');
+  const refuse = (why: string) => new InvalidInputError(`invalid ${what} ${describeValue(shown)}: ${why}`);
   let url: URL;
   try {
     url = new URL(text);
@@ -129,11 +130,9 @@ export function httpUrl(input: string, what: string): string {
     throw refuse('Invalid URL');
   }
   if (!/^https?:$/.test(url.protocol) || !url.hostname) throw refuse('must be an http(s) URL');
-  // It would be logged with the configuration (describeHostConfig) and sent on every request;
-  // the refusal itself names the URL without them.
-  if (url.username || url.password) {
-    throw refuse('must not carry a user or password', `${url.protocol}//${url.host}${url.pathname}`);
-  }
+  // They would reach the logs (describeHostConfig) and, through a failed download's message, a
+  // run's history.
+  if (url.username || url.password) throw refuse('must not carry a user or password');
   return text.replace(/\/+$/, '');
 }
 

@@ -71,20 +71,23 @@ export function readDotEnv(dataDir: string): Map<string, string> {
 
 /** `<anything>_env: NAME` in config.yaml: a variable that holds one of its secrets (gateway.token_env, llm.api_key_env, hec_token_env …). */
 const SECRET_VARIABLE = /^[ \t]*(?:- )?([\w-]*_env)[ \t]*:[ \t]*["']?([A-Za-z_][A-Za-z0-9_]*)["']?[ \t]*(?:#.*)?$/gm;
-/** A literal `token:` with a value (the gateway's last resort), read exactly with yaml. */
-const TOKEN_LITERAL = /^[ \t]*token[ \t]*:[ \t]*(?!["']{2}|~|null\b|#|$)\S/m;
+/**
+ * A `token` key, in any YAML form (block, flow `{token: …}`, quoted `"token":`): the gateway's last
+ * resort, read exactly with yaml. Not `token_env:` nor `hec_token:`, which name no literal token here.
+ */
+const TOKEN_KEY = /\btoken["']?[ \t]*:/;
 
 /**
  * What config.yaml says about secrets: the variables its `*_env` keys name (every one, in any
  * section: a superset of `gateway.token_env`, found without parsing), and `gateway.token` when it is
- * written out. Only a written-out token loads the YAML parser; 0.8.10's `init` writes none.
+ * written out. Only a `token` key loads the YAML parser; 0.8.10's `init` writes none.
  */
 export function configSecrets(dataDir: string): { tokenEnv: string[]; variables: string[]; token?: string } {
   const raw = readSmallFile(path.join(dataDir, 'config.yaml'))?.toString('utf8') ?? '';
   const named = [...raw.matchAll(SECRET_VARIABLE)];
   const tokenEnv = named.filter((m) => m[1] === 'token_env').map((m) => m[2]!);
   const variables = [...new Set(named.map((m) => m[2]!))];
-  if (!TOKEN_LITERAL.test(raw)) return { tokenEnv, variables };
+  if (!TOKEN_KEY.test(raw)) return { tokenEnv, variables };
   try {
     const YAML = createRequire(import.meta.url)('yaml') as typeof Yaml;
     const doc = YAML.parse(raw, { maxAliasCount: 100, logLevel: 'silent' }) as { gateway?: { token?: unknown } } | null;
@@ -92,7 +95,7 @@ export function configSecrets(dataDir: string): { tokenEnv: string[]; variables:
     return { tokenEnv, variables, ...(typeof t === 'string' || typeof t === 'number' ? { token: String(t) } : {}) };
   } catch {
     // A config the gateway cannot parse may still hold the token: a plain match.
-    const m = /^\s+token:\s*["']?([^"'\s#]+)/m.exec(raw);
+    const m = /^[ \t]+token:[ \t]*["']?([^"'\s#]+)/m.exec(raw);
     return { tokenEnv, variables, ...(m?.[1] ? { token: m[1] } : {}) };
   }
 }
