@@ -16,7 +16,6 @@
  *   to see what a change bought.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,6 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { startDevServer } from '../worker/agent/dev-server.js';
 import { findTemporalCli } from '../worker/agent/temporal-cli.js';
 import { median, sampleEach, type IdleCost } from './idle-sample.js';
+import { createReal0810Home } from '../test/fixtures/host/real-0810-home.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const MAIN = path.resolve(HERE, '..', 'client', 'main.js');
@@ -81,34 +81,9 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-/**
- * A HOME laid out as real DefenseClaw 0.8.10 leaves a host (what the worker reads at start):
- * config.yaml as its `init` writes it (gateway.token_env), the gateway token its first start writes
- * into .env, and a device.key.
- */
-function realShapedHome(): string {
-  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'dcu-idle-'));
-  const data = path.join(home, '.defenseclaw');
-  fs.mkdirSync(data, { mode: 0o700 });
-  const config = [
-    'llm:',
-    '  api_key_env: DEFENSECLAW_LLM_KEY',
-    'config_version: 8',
-    'gateway:',
-    '  token_env: DEFENSECLAW_GATEWAY_TOKEN',
-    '',
-  ];
-  fs.writeFileSync(path.join(data, 'config.yaml'), config.join('\n'), { mode: 0o600 });
-  fs.writeFileSync(path.join(data, '.env'), `DEFENSECLAW_GATEWAY_TOKEN=${randomBytes(32).toString('hex')}\n`, {
-    mode: 0o600,
-  });
-  fs.writeFileSync(path.join(data, 'device.key'), randomBytes(64), { mode: 0o600 });
-  return home;
-}
-
 /** One round: every shape started at once, sampled over one window, stopped. */
 async function round(address: string, shapes: Shape[], n: number): Promise<IdleCost[]> {
-  const home = realShapedHome();
+  const { home } = createReal0810Home('dcu-idle-');
   // Rotate who starts first, so that no shape always starts on a busier machine.
   const order = shapes.map((_, i) => (i + n) % shapes.length);
   const children: ChildProcess[] = [];

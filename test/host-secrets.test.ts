@@ -12,23 +12,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { REDACTED, Scrubber } from '../worker/logging.js';
 import { collectSecrets, gatewayTokensFrom, readDotEnv } from '../worker/host-secrets.js';
-
-/** config.yaml exactly as `defenseclaw init --non-interactive --yes --connector openclaw` (0.8.10) writes it. */
-const REAL_0810_CONFIG = [
-  'cisco_ai_defense:',
-  '  api_key_env: CISCO_AI_DEFENSE_API_KEY',
-  'guardrail:',
-  '  connector: openclaw',
-  '  enabled: true',
-  '  scanner_mode: local',
-  'llm:',
-  '  api_key_env: DEFENSECLAW_LLM_KEY',
-  'config_version: 8',
-  'observability: {}',
-  'gateway:',
-  '  token_env: DEFENSECLAW_GATEWAY_TOKEN',
-  '',
-].join('\n');
+import { REAL_0810_CONFIG } from './fixtures/host/real-0810-home.js';
 
 describe('the secrets of a host as real DefenseClaw lays it out', () => {
   let dir: string;

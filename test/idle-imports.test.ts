@@ -6,14 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { startDevServer, type DevServer } from '../worker/agent/dev-server.js';
 import { findTemporalCli } from '../worker/agent/temporal-cli.js';
+import { createReal0810Home } from './fixtures/host/real-0810-home.js';
 
 const MAIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'client', 'main.js');
 
@@ -51,15 +50,8 @@ describe('an idle host worker', () => {
   let server: DevServer;
   let home: string;
   before(async () => {
-    home = await fs.mkdtemp(path.join(os.tmpdir(), 'dcu-idle-imports-'));
-    const data = path.join(home, '.defenseclaw');
-    await fs.mkdir(data, { mode: 0o700 });
     // As 0.8.10's init and first start leave a host: the token in .env, its variable's name in config.yaml.
-    await fs.writeFile(
-      path.join(data, 'config.yaml'),
-      'config_version: 8\ngateway:\n  token_env: DEFENSECLAW_GATEWAY_TOKEN\n',
-    );
-    await fs.writeFile(path.join(data, '.env'), `DEFENSECLAW_GATEWAY_TOKEN=${randomBytes(32).toString('hex')}\n`);
+    home = createReal0810Home('dcu-idle-imports-').home;
     server = await startDevServer({ cliPath: await findTemporalCli({}), dbFile: path.join(home, 't.db'), ui: false });
   });
   after(async () => {

@@ -77,12 +77,21 @@ const SECRET_VARIABLE = /^[ \t]*(?:- )?([\w-]*_env)[ \t]*:[ \t]*["']?([A-Za-z_][
  */
 const TOKEN_KEY = /\btoken["']?[ \t]*:/;
 
+export interface ConfigSecrets {
+  /** The variables `token_env` keys name. */
+  tokenEnv: string[];
+  /** The variables every `*_env` key names (tokenEnv among them). */
+  variables: string[];
+  /** `gateway.token`, when written out. */
+  token?: string;
+}
+
 /**
  * What config.yaml says about secrets: the variables its `*_env` keys name (every one, in any
  * section: a superset of `gateway.token_env`, found without parsing), and `gateway.token` when it is
  * written out. Only a `token` key loads the YAML parser; 0.8.10's `init` writes none.
  */
-export function configSecrets(dataDir: string): { tokenEnv: string[]; variables: string[]; token?: string } {
+export function configSecrets(dataDir: string): ConfigSecrets {
   const raw = readSmallFile(path.join(dataDir, 'config.yaml'))?.toString('utf8') ?? '';
   const named = [...raw.matchAll(SECRET_VARIABLE)];
   const tokenEnv = named.filter((m) => m[1] === 'token_env').map((m) => m[2]!);
@@ -100,21 +109,25 @@ export function configSecrets(dataDir: string): { tokenEnv: string[]; variables:
   }
 }
 
+/** The gateway's token ladder (above) over what was read: the first value is the one the gateway uses. */
+function gatewayTokens(env: NodeJS.ProcessEnv, dotenv: Map<string, string>, config: ConfigSecrets): string[] {
+  const found = [...config.tokenEnv, ...GATEWAY_TOKEN_ENV].flatMap((n) => [env[n], dotenv.get(n)]);
+  return [...new Set([...found, config.token].map((v) => v?.trim()).filter((v): v is string => Boolean(v)))];
+}
+
 /**
  * Every value the gateway could take as its token on this host (see the ladder above), from the
  * environment, `.env` and config.yaml; the first is the one the gateway uses.
  */
 export function gatewayTokensFrom(dataDir: string, env: NodeJS.ProcessEnv = process.env): string[] {
-  const dotenv = readDotEnv(dataDir);
-  const { token, tokenEnv } = configSecrets(dataDir);
-  const found = [...tokenEnv, ...GATEWAY_TOKEN_ENV].flatMap((n) => [env[n], dotenv.get(n)]);
-  return [...new Set([...found, token].map((v) => v?.trim()).filter((v): v is string => Boolean(v)))];
+  return gatewayTokens(env, readDotEnv(dataDir), configSecrets(dataDir));
 }
 
 /**
  * The secrets this host knows, read once: credentials in the environment, the gateway token
  * wherever the gateway would find it, the variables config.yaml names for its secrets, every
- * secret-named value in `.env` (LLM and scanner API keys), and device.key (as text, hex and base64, the ways it could end up in a message).
+ * secret-named value in `.env` (LLM and scanner API keys), and device.key (as text, hex and
+ * base64, the ways it could end up in a message).
  */
 export function collectSecrets(opts: { env?: NodeJS.ProcessEnv; dataDir?: string }): string[] {
   const env = opts.env ?? process.env;
@@ -124,11 +137,12 @@ export function collectSecrets(opts: { env?: NodeJS.ProcessEnv; dataDir?: string
     if (v) out.push(v);
   }
   if (opts.dataDir) {
-    out.push(...gatewayTokensFrom(opts.dataDir, env));
     const dotenv = readDotEnv(opts.dataDir);
+    const config = configSecrets(opts.dataDir);
+    out.push(...gatewayTokens(env, dotenv, config));
     for (const [k, v] of dotenv) if (DOTENV_SECRET.test(k) && v) out.push(v);
     // The variables config.yaml names for its secrets, wherever they are set.
-    for (const name of configSecrets(opts.dataDir).variables) {
+    for (const name of config.variables) {
       for (const v of [env[name], dotenv.get(name)]) if (v?.trim()) out.push(v.trim());
     }
     const key = readSmallFile(path.join(opts.dataDir, 'device.key'));
